@@ -1,0 +1,135 @@
+// Memory: the per-block shared-memory pool (poisoned, bounds-checked),
+// cp.async queues, guard-page buffers for tests and the fault handler that
+// names the kernel when one of them is overrun.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "sim/runtime.h"
+
+namespace bk {
+namespace sim {
+
+// 227 KiB: the most shared memory one block may use on an H100.
+size_t shared_pool_bytes() { return 227 << 10; }
+
+void* shared_dynamic() { return tl_fiber->block->smem; }
+
+// Static declarations are placed after the dynamic part (the GPU puts them
+// first; either way they do not overlap), on first use within the block.
+void* shared_static(size_t bytes, size_t align, const void* key) {
+  Block& b = *tl_fiber->block;
+  for (auto& [k, off] : b.static_offsets)
+    if (k == key) return b.smem + off;
+  if (align < 16) align = 16;
+  const size_t start = b.dyn_smem + b.static_used;
+  const size_t off = (start + align - 1) / align * align;
+  if (off + bytes > shared_pool_bytes()) fail("shared memory (static + dynamic) exceeds 227 KiB");
+  if (b.launch->opt.poison_smem) memset(b.smem + off, 0xFF, bytes);
+  b.static_used = off + bytes - b.dyn_smem;
+  b.static_offsets.emplace_back(key, off);
+  return b.smem + off;
+}
+
+void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
+  Fiber& f = *tl_fiber;
+  const char* d = static_cast<const char*>(dst);
+  if (bytes != 4 && bytes != 8 && bytes != 16) fail("cp.async size must be 4, 8 or 16 bytes");
+  if (d < f.block->smem || d + bytes > f.block->smem + shared_pool_bytes())
+    fail("cp.async destination outside shared memory");
+  if ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % bytes)
+    fail("cp.async address not aligned to the copy size");
+  f.cp_pending.push_back(CpAsync{dst, src, bytes, src_bytes, f.cp_committed});
+}
+
+void cp_async_commit() { tl_fiber->cp_committed++; }
+
+void cp_async_wait(int pending_groups) {
+  Fiber& f = *tl_fiber;
+  cp_async_land(f, f.cp_committed - pending_groups);
+}
+
+void cp_async_land(Fiber& f, int64_t upto_group) {
+  size_t keep = 0;
+  for (size_t i = 0; i < f.cp_pending.size(); ++i) {
+    CpAsync& c = f.cp_pending[i];
+    if (c.group < upto_group) {
+      if (c.src_bytes > 0) memcpy(c.dst, c.src, size_t(c.src_bytes));
+      if (c.src_bytes < c.bytes) memset(static_cast<char*>(c.dst) + c.src_bytes, 0, size_t(c.bytes - c.src_bytes));
+    } else {
+      f.cp_pending[keep++] = c;
+    }
+  }
+  f.cp_pending.resize(keep);
+}
+
+// ---- guard-page buffers ----
+
+static std::mutex g_guard_mu;
+static std::map<void*, std::pair<void*, size_t>> g_guarded;
+
+void* guarded_alloc(size_t bytes) {
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  const size_t data_pages = (bytes + ps - 1) / ps;
+  const size_t len = (data_pages + 1) * ps;
+  char* base = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (base == MAP_FAILED) return nullptr;
+  char* guard = base + data_pages * ps;
+  mprotect(guard, ps, PROT_NONE);
+  // 16-byte aligned start (cp.async and vector loads need it): an overrun of
+  // up to 15 bytes into the alignment padding is not caught.
+  char* p = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(guard - bytes) & ~uintptr_t(15));
+  std::lock_guard<std::mutex> g(g_guard_mu);
+  g_guarded[p] = {base, len};
+  return p;
+}
+
+void guarded_free(void* p) {
+  std::lock_guard<std::mutex> g(g_guard_mu);
+  auto it = g_guarded.find(p);
+  if (it == g_guarded.end()) return;
+  munmap(it->second.first, it->second.second);
+  g_guarded.erase(it);
+}
+
+// ---- fault handler ----
+
+static struct sigaction g_old_segv, g_old_bus;
+
+static void on_fault(int sig, siginfo_t* info, void* uctx) {
+  Fiber* f = tl_fiber;
+  struct sigaction* old = sig == SIGBUS ? &g_old_bus : &g_old_segv;
+  if (f) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "bk::sim: invalid memory access at %p in kernel %s (thread (%u,%u,%u) of block (%u,%u,%u))\n",
+                     info->si_addr, f->block->launch->name, f->thread_idx.x, f->thread_idx.y, f->thread_idx.z,
+                     f->block_idx.x, f->block_idx.y, f->block_idx.z);
+    if (write(2, buf, size_t(n)) < 0) {}
+  }
+  // Hand the fault to whoever handled it before (faulthandler, or the
+  // default action): returning re-executes the access, which faults again.
+  sigaction(sig, old, nullptr);
+  (void)uctx;
+}
+
+void install_fault_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_old_segv);
+    sigaction(SIGBUS, &sa, &g_old_bus);
+  });
+}
+
+}  // namespace sim
+}  // namespace bk

@@ -1,0 +1,308 @@
+// The scheduler: blocks on a pool of OS threads in a seeded order; the
+// threads of a block (all blocks, for a cooperative launch) as fibers that run
+// one at a time, each until its next synchronisation point, in the order of
+// the chosen schedule. Barriers are released here; warp collectives release
+// themselves (warp.cpp). When nothing can run and not every thread has
+// finished, the launch fails with a deadlock report instead of hanging.
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <cstring>
+#include <thread>
+
+#include "sim/runtime.h"
+
+namespace bk {
+namespace sim {
+
+thread_local Fiber* tl_fiber = nullptr;
+thread_local Ids* tl_ids = nullptr;
+static thread_local FiberContext tl_sched;
+static thread_local std::string tl_error;
+// Fiber stacks of this OS thread, reused by every block it runs.
+struct StackPool {
+  std::vector<FiberStack> v;
+  ~StackPool() { for (auto& s : v) stack_free(s); }
+};
+static thread_local StackPool tl_pool;
+static thread_local std::vector<FiberStack>& tl_stacks = tl_pool.v;
+
+static std::mutex g_mu;
+static std::string g_last_error;
+static std::vector<std::string> g_launched;
+
+Options& options() {
+  static Options o;
+  return o;
+}
+void set_schedule(Schedule s, uint64_t seed) {
+  options().schedule = s;
+  options().seed = seed;
+}
+const char* schedule_name(Schedule s) {
+  static const char* n[] = {"forward", "reverse", "warp_ahead", "random"};
+  return n[int(s)];
+}
+std::string last_error() {
+  std::lock_guard<std::mutex> g(g_mu);
+  return g_last_error;
+}
+std::vector<std::string> take_launched_kernels() {
+  std::lock_guard<std::mutex> g(g_mu);
+  return std::move(g_launched);
+}
+
+static std::string d3(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+std::string thread_desc(const Fiber& f) {
+  return "thread " + d3(f.thread_idx) + " of block " + d3(f.block_idx);
+}
+
+void yield_to_scheduler() { fiber_switch(tl_fiber->ctx, tl_sched); }
+
+void fail(const std::string& what) {
+  Fiber* f = tl_fiber;
+  tl_error = "bk::sim: " + what + " in kernel " + f->block->launch->name + " (" + thread_desc(*f) + ")";
+  fiber_switch(f->ctx, tl_sched);  // never resumed: the block is abandoned
+  std::abort();
+}
+
+static void fiber_main(void* arg) {
+  Fiber* f = static_cast<Fiber*>(arg);
+  (*f->block->launch->body)();
+  cp_async_land(*f, INT64_MAX);  // copies never waited for still land on a GPU
+  f->wait = Wait::Done;
+  f->block->warps[f->warp].exited |= 1u << f->lane;
+  fiber_switch(f->ctx, tl_sched);
+  std::abort();
+}
+
+static const char* wait_name(const Fiber& f) {
+  switch (f.wait) {
+    case Wait::Barrier: return "__syncthreads";
+    case Wait::Grid: return "grid sync";
+    case Wait::Done: return "exited";
+    default: return "running";
+  }
+}
+
+// Lists up to 12 stuck threads; names the mask for warp-collective waits.
+static std::string deadlock_report(const Launch& L, std::vector<Fiber*>& all, const char* why) {
+  std::string s = std::string("bk::sim: deadlock in kernel ") + L.name + ": " + why + ";";
+  int shown = 0;
+  for (Fiber* f : all) {
+    if (f->wait == Wait::Done) continue;
+    if (++shown > 12) { s += " ..."; break; }
+    s += " " + thread_desc(*f) + " waits at ";
+    if (f->wait == Wait::Warp) {
+      const XGroup& g = f->block->warps[f->warp].groups[f->group];
+      char buf[96];
+      snprintf(buf, sizeof buf, "%s mask 0x%08x (lanes arrived 0x%08x)", coll_name(g.kind), g.mask, g.arrived);
+      s += buf;
+    } else {
+      s += wait_name(*f);
+    }
+    s += ";";
+  }
+  return s;
+}
+
+static void make_order(const Launch& L, std::vector<Block*>& blocks, std::vector<Fiber*>& order,
+                       std::mt19937_64& rng) {
+  order.clear();
+  for (Block* b : blocks) {
+    const int n = int(b->fibers.size());
+    switch (L.opt.schedule) {
+      case Schedule::Forward:
+      case Schedule::Random:
+        for (int i = 0; i < n; ++i) order.push_back(&b->fibers[i]);
+        break;
+      case Schedule::Reverse:
+        for (int i = n - 1; i >= 0; --i) order.push_back(&b->fibers[i]);
+        break;
+      case Schedule::WarpAhead: {
+        const int ahead = int((L.opt.seed + b->linear) % b->warps.size());
+        for (int i = 0; i < n; ++i) if (b->fibers[i].warp == ahead) order.push_back(&b->fibers[i]);
+        for (int i = 0; i < n; ++i) if (b->fibers[i].warp != ahead) order.push_back(&b->fibers[i]);
+        break;
+      }
+    }
+  }
+  if (L.opt.schedule == Schedule::Random) std::shuffle(order.begin(), order.end(), rng);
+}
+
+// Runs the fibers of `blocks` to completion; false with tl_error set on failure.
+static bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
+  std::vector<Fiber*> all, order;
+  for (Block* b : blocks)
+    for (Fiber& f : b->fibers) all.push_back(&f);
+  std::mt19937_64 rng(L.opt.seed * 0x9E3779B97F4A7C15ull + uint64_t(blocks[0]->linear));
+  for (;;) {
+    make_order(L, blocks, order, rng);
+    for (Fiber* f : order) {
+      if (f->wait != Wait::Runnable) continue;
+      tl_fiber = f;
+      tl_ids = f;
+      fiber_switch(tl_sched, f->ctx);
+      tl_fiber = nullptr;
+      tl_ids = nullptr;
+      if (!tl_error.empty()) return false;
+    }
+    size_t done = 0, at_grid = 0, runnable = 0;
+    for (Block* b : blocks) {
+      size_t bdone = 0, bbar = 0;
+      for (Fiber& f : b->fibers) {
+        bdone += f.wait == Wait::Done;
+        bbar += f.wait == Wait::Barrier;
+        at_grid += f.wait == Wait::Grid;
+        runnable += f.wait == Wait::Runnable;
+      }
+      done += bdone;
+      if (bbar == b->fibers.size()) {
+        for (Fiber& f : b->fibers) f.wait = Wait::Runnable;
+        runnable += bbar;
+      } else if (bbar > 0 && bbar + bdone == b->fibers.size()) {
+        tl_error = deadlock_report(L, all, "__syncthreads not reached by all threads of the block (some exited)");
+        return false;
+      }
+    }
+    if (done == all.size()) return true;
+    if (at_grid > 0 && at_grid == all.size()) {
+      for (Fiber* f : all) f->wait = Wait::Runnable;
+      continue;
+    }
+    if (at_grid > 0 && at_grid + done == all.size()) {
+      tl_error = deadlock_report(L, all, "grid sync not reached by all threads (some exited)");
+      return false;
+    }
+    if (runnable == 0) {
+      tl_error = deadlock_report(L, all, "no thread can proceed (barrier or warp-collective mask mismatch)");
+      return false;
+    }
+  }
+}
+
+static void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stack_i) {
+  b.launch = &L;
+  b.linear = linear;
+  b.idx = uint3{unsigned(linear % L.grid.x), unsigned(linear / L.grid.x % L.grid.y),
+                unsigned(linear / (L.grid.x * L.grid.y))};
+  const int n = int(L.block.x * L.block.y * L.block.z);
+  b.fibers.assign(n, Fiber{});
+  b.warps.assign((n + 31) / 32, Warp{});
+  for (int w = 0; w < int(b.warps.size()); ++w) {
+    const int lanes = std::min(32, n - 32 * w);
+    b.warps[w].existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
+  }
+  b.smem = smem;
+  b.dyn_smem = L.dyn_smem;
+  b.static_used = 0;
+  b.static_offsets.clear();
+  if (L.opt.poison_smem) memset(smem, 0xFF, L.dyn_smem);
+  for (int i = 0; i < n; ++i) {
+    Fiber& f = b.fibers[i];
+    f.thread_idx = uint3{unsigned(i % L.block.x), unsigned(i / L.block.x % L.block.y),
+                         unsigned(i / (L.block.x * L.block.y))};
+    f.block_idx = b.idx;
+    f.block_dim = L.block;
+    f.grid_dim = L.grid;
+    f.linear = i;
+    f.lane = i % 32;
+    f.warp = i / 32;
+    f.block = &b;
+    f.wait = Wait::Runnable;
+    if (stack_i == tl_stacks.size()) tl_stacks.push_back(stack_alloc(L.opt.stack_bytes));
+    fiber_init(f.ctx, tl_stacks[stack_i++], fiber_main, &f);
+  }
+}
+
+struct SmemBuf {
+  char* p;
+  SmemBuf() : p(static_cast<char*>(aligned_alloc(128, shared_pool_bytes()))) {}
+  ~SmemBuf() { free(p); }
+};
+
+// H100 SXM: 132 SMs, 2048 threads, 32 blocks and 228 KiB shared memory per
+// SM (1 KiB of it reserved per block). Registers are not known here.
+static long max_coresident_blocks(int threads, size_t smem) {
+  long by_threads = 2048 / (((threads + 31) / 32) * 32);
+  long by_smem = long((228 << 10) / (smem + 1024));
+  return 132 * std::min({32L, by_threads, by_smem});
+}
+
+static void record(const std::string& e) {
+  std::lock_guard<std::mutex> g(g_mu);
+  if (g_last_error.empty()) g_last_error = e;
+}
+
+cudaError_t launch_body(const char* name, dim3 grid, dim3 block, size_t dyn_smem, bool cooperative,
+                        const std::function<void()>& body) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_last_error.clear();
+    g_launched.push_back(name);
+  }
+  install_fault_handler();
+  Launch L{name, grid, block, dyn_smem, cooperative, &body, options()};
+  const long threads = long(block.x) * block.y * block.z;
+  const long nblocks = long(grid.x) * grid.y * grid.z;
+  if (threads <= 0 || threads > 1024 || block.z > 64 || nblocks <= 0 || grid.y > 65535 ||
+      grid.z > 65535 || dyn_smem > shared_pool_bytes()) {
+    record(std::string("bk::sim: invalid launch configuration for kernel ") + name);
+    return cudaErrorInvalidConfiguration;
+  }
+  if (cooperative) {
+    if (nblocks > max_coresident_blocks(int(threads), dyn_smem)) {
+      record(std::string("bk::sim: cooperative launch of ") + name + " with " + std::to_string(nblocks) +
+             " blocks exceeds what one H100 holds resident");
+      return cudaErrorCooperativeLaunchTooLarge;
+    }
+    // All blocks' fibers in one scheduler on this OS thread: grid sync needs them all resident.
+    std::vector<Block> bs(nblocks);
+    std::vector<SmemBuf> smem(nblocks);
+    std::vector<Block*> ptrs;
+    size_t stack_i = 0;
+    for (long i = 0; i < nblocks; ++i) {
+      init_block(L, bs[i], int(i), smem[i].p, stack_i);
+      ptrs.push_back(&bs[i]);
+    }
+    tl_error.clear();
+    if (!run_fibers(L, ptrs)) { record(tl_error); tl_error.clear(); return cudaErrorLaunchFailure; }
+    return cudaSuccess;
+  }
+  std::vector<int> order(nblocks);
+  for (long i = 0; i < nblocks; ++i) order[i] = int(i);
+  if (L.opt.schedule == Schedule::Reverse) std::reverse(order.begin(), order.end());
+  if (L.opt.schedule == Schedule::Random) std::shuffle(order.begin(), order.end(), std::mt19937_64(L.opt.seed));
+  std::atomic<long> next{0};
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    SmemBuf smem;
+    Block b;
+    std::vector<Block*> one{&b};
+    tl_error.clear();
+    for (long i; !failed && (i = next++) < nblocks;) {
+      size_t stack_i = 0;
+      init_block(L, b, order[i], smem.p, stack_i);
+      if (!run_fibers(L, one)) { record(tl_error); tl_error.clear(); failed = true; }
+    }
+  };
+  int nt = L.opt.os_threads;
+  if (nt <= 0) {
+    const char* env = getenv("BK_SIM_THREADS");
+    nt = env ? atoi(env) : int(std::thread::hardware_concurrency());
+  }
+  nt = int(std::max(1L, std::min<long>(nt, nblocks)));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < nt; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  return failed ? cudaErrorLaunchFailure : cudaSuccess;
+}
+
+}  // namespace sim
+}  // namespace bk
