@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
+#include <cstring>
 
 #if !defined(__x86_64__) || defined(BK_SIM_UCONTEXT)
 #define BK_SIM_USE_UCONTEXT 1
@@ -23,23 +24,24 @@ static size_t page_size() {
   return p;
 }
 
-FiberStack stack_alloc(size_t size) {
+static const uint64_t kCanary = 0xB16CA7A5B16CA7A5ull;
+
+void stack_alloc_slab(size_t size, FiberStack* out) {
   const size_t ps = page_size();
   size = (size + ps - 1) / ps * ps;
-  void* m = mmap(nullptr, size + ps, PROT_READ | PROT_WRITE,
+  void* m = mmap(nullptr, size * kStacksPerSlab, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) {
     std::perror("bk::sim: fiber stack mmap");
     std::abort();
   }
-  mprotect(m, ps, PROT_NONE);  // guard page: stacks grow down into it
-  return FiberStack{static_cast<char*>(m) + ps, size};
+  for (int i = 0; i < kStacksPerSlab; ++i) out[i] = FiberStack{static_cast<char*>(m) + i * size, size};
 }
 
-void stack_free(FiberStack& s) {
-  if (s.base) munmap(s.base - page_size(), s.size + page_size());
-  s = FiberStack{};
-}
+void stack_free_slab(FiberStack& first) { munmap(first.base, first.size * kStacksPerSlab); }
+
+void stack_set_canary(FiberStack& s) { memcpy(s.base, &kCanary, 8); }
+bool stack_canary_ok(const FiberStack& s) { return memcmp(s.base, &kCanary, 8) == 0; }
 
 #ifndef BK_SIM_USE_UCONTEXT
 

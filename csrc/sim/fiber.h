@@ -17,14 +17,20 @@ struct FiberContext {
 
 using FiberEntry = void (*)(void* arg);
 
-// Stack memory: reserved lazily (MAP_NORESERVE) with a PROT_NONE guard page
-// below it, so a stack overflow faults instead of corrupting a neighbour.
+// Stack memory, reserved lazily (MAP_NORESERVE) in slabs of kStacksPerSlab:
+// one mapping per stack plus a guard page each would exceed the kernel's
+// 65530-mapping limit for a cooperative grid of 132 x 256 fibers. Instead a
+// canary at the bottom of each stack is checked when the fiber finishes.
 struct FiberStack {
   char* base = nullptr;  // lowest usable byte
   size_t size = 0;
 };
-FiberStack stack_alloc(size_t size);
-void stack_free(FiberStack& s);
+constexpr int kStacksPerSlab = 32;
+// Appends kStacksPerSlab stacks of `size` bytes to `out`.
+void stack_alloc_slab(size_t size, FiberStack* out);
+void stack_free_slab(FiberStack& first);  // the first stack of a slab
+void stack_set_canary(FiberStack& s);
+bool stack_canary_ok(const FiberStack& s);
 
 // Prepares `ctx` so that the first switch_to(.., ctx) calls entry(arg) on
 // `stack`. The entry must never return: it switches away for good instead.

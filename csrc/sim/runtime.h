@@ -31,6 +31,7 @@ struct CpAsync {
 
 struct Fiber : Ids {
   FiberContext ctx;
+  FiberStack* stack = nullptr;
   int linear = 0;  // thread index inside the block
   int lane = 0, warp = 0;
   Wait wait = Wait::Done;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <random>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 #include "sim/runtime.h"
@@ -24,11 +25,13 @@ static thread_local FiberContext tl_sched;
 static thread_local std::string tl_error;
 // Fiber stacks of this OS thread, reused by every block it runs.
 struct StackPool {
-  std::vector<FiberStack> v;
-  ~StackPool() { for (auto& s : v) stack_free(s); }
+  std::deque<FiberStack> v;  // deque: growing it keeps Fiber::stack pointers valid
+  ~StackPool() {
+    for (size_t i = 0; i < v.size(); i += kStacksPerSlab) stack_free_slab(v[i]);
+  }
 };
 static thread_local StackPool tl_pool;
-static thread_local std::vector<FiberStack>& tl_stacks = tl_pool.v;
+static thread_local std::deque<FiberStack>& tl_stacks = tl_pool.v;
 
 static std::mutex g_mu;
 static std::string g_last_error;
@@ -75,6 +78,7 @@ static void fiber_main(void* arg) {
   Fiber* f = static_cast<Fiber*>(arg);
   (*f->block->launch->body)();
   cp_async_land(*f, INT64_MAX);  // copies never waited for still land on a GPU
+  if (!stack_canary_ok(*f->stack)) fail("fiber stack overflow (raise Options::stack_bytes)");
   f->wait = Wait::Done;
   f->block->warps[f->warp].exited |= 1u << f->lane;
   fiber_switch(f->ctx, tl_sched);
@@ -215,8 +219,14 @@ static void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stac
     f.warp = i / 32;
     f.block = &b;
     f.wait = Wait::Runnable;
-    if (stack_i == tl_stacks.size()) tl_stacks.push_back(stack_alloc(L.opt.stack_bytes));
-    fiber_init(f.ctx, tl_stacks[stack_i++], fiber_main, &f);
+    if (stack_i == tl_stacks.size()) {
+      FiberStack slab[kStacksPerSlab];  // deque storage is not contiguous
+      stack_alloc_slab(L.opt.stack_bytes, slab);
+      for (auto& st : slab) tl_stacks.push_back(st);
+    }
+    f.stack = &tl_stacks[stack_i++];
+    stack_set_canary(*f.stack);
+    fiber_init(f.ctx, *f.stack, fiber_main, &f);
   }
 }
 
