@@ -23,7 +23,7 @@ struct BiasActParams {
   int64_t channels = 1;
   int64_t inner = 1;
   Act act = Act::None;
-  float alpha = 0.01f;  // leaky_relu negative slope
+  double alpha = 0.01;  // leaky_relu negative slope (double: exact for fp64 inputs)
   DType dtype = DType::F32;
 };
 

@@ -1,0 +1,7 @@
+"""bigkernels: fused convolution, LSTM/GRU and attention kernels for PyTorch."""
+from ._version import __version__
+from . import ops
+from . import backends
+from .backends import BackendError, use_backend
+
+__all__ = ["BackendError", "__version__", "backends", "ops", "use_backend"]

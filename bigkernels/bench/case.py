@@ -1,0 +1,18 @@
+"""What a benchmark family declares: cases, each a set of implementations
+timed against one baseline in the same run."""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+
+@dataclass
+class Case:
+    family: str
+    name: str                      # e.g. "bias_act fwd" or "lstm b1 inference"
+    params: dict                   # shape, dtype, mode...: recorded verbatim
+    impls: dict                    # implementation name -> zero-argument callable (inputs prepared)
+    baseline: str                  # key of impls that the others are compared with
+    flops: Optional[float] = None  # per call, for TFLOP/s (None: not a compute-bound op)
+    bytes: Optional[float] = None  # per call, for GB/s
+    # Checked once before timing: returns None if the implementations agree, else a message.
+    validate: Optional[Callable[[], Optional[str]]] = None
+    notes: dict = field(default_factory=dict)

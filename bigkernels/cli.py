@@ -1,0 +1,47 @@
+"""Command line: python -m bigkernels {info,bench,selftest}."""
+import argparse
+import json
+import sys
+
+
+def _info(args):
+    from . import info
+
+    data = info.report()
+    print(json.dumps(data, indent=2, default=str) if args.json else info.render(data))
+    return 0
+
+
+def _bench(args):
+    from .bench import runner
+
+    return runner.main(args)
+
+
+def _selftest(args):
+    from . import selftest
+
+    return selftest.main(args)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bigkernels")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="versions, build, devices, backends, op x backend table")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_info)
+    p = sub.add_parser("bench", help="run the benchmark suite on the device present")
+    p.add_argument("--quick", action="store_true", help="a few representative cases per family")
+    p.add_argument("--family", action="append", help="only these families (repeatable)")
+    p.add_argument("--out", default=None, help="results folder (default: benchmarks/results or ./bench-results)")
+    p.add_argument("--no-plot", action="store_true")
+    p.set_defaults(func=_bench)
+    p = sub.add_parser("selftest", help="check every kernel on this device against the reference")
+    p.add_argument("--json", default=None, help="write the results to this file")
+    p.set_defaults(func=_selftest)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Argument checks shared by the op families: errors name the user's argument."""
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def tensor(value, name, *, floating=True):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {value.dtype}")
+    return value
+
+
+def same_device(ref, ref_name, value, name):
+    if value.device != ref.device:
+        raise ValueError(f"{name} is on {value.device} but {ref_name} is on {ref.device}; expected the same device")
+
+
+def common_dtype(tensors, names):
+    """The dtype all tensors run in. Mixed dtypes raise a TypeError, except
+    under torch.autocast, where they promote to the widest (torch's rule for
+    pointwise ops)."""
+    present = [(t, n) for t, n in zip(tensors, names) if t is not None]
+    dtypes = {t.dtype for t, _ in present}
+    if len(dtypes) <= 1:
+        return present[0][0].dtype
+    device_type = present[0][0].device.type
+    if torch.is_autocast_enabled(device_type):
+        out = present[0][0].dtype
+        for t, _ in present[1:]:
+            out = torch.promote_types(out, t.dtype)
+        return out
+    listing = ", ".join(f"{n}={t.dtype}" for t, n in present)
+    raise TypeError(f"expected one dtype for all tensors, got {listing}")
+
+
+def dim_index(dim, ndim, name):
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"{name} must be an int, got {type(dim).__name__}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{name}={dim} is out of range for a tensor of {ndim} dimensions")
+    return dim % max(ndim, 1)

@@ -1,0 +1,1 @@
+"""Ground truth: plain torch, computed in float64, for tests only."""
