@@ -228,12 +228,19 @@ static void mma_complete(XGroup& grp) {
     }
     for (int i = 0; i < 4; ++i) C[g + 8 * (i >> 1)][2 * t + (i & 1)] = m.c[i];
   }
-  for (int r = 0; r < 16; ++r)
-    for (int n = 0; n < 8; ++n) {
-      float acc = C[r][n];
-      for (int k = 0; k < K; ++k) acc = fmaf(A[r][k], B[k][n], acc);
-      C[r][n] = acc;
+  // Products of f16/bf16/tf32 values are exact in double and 16 of them sum
+  // (nearly always) exactly: D is C + A*B rounded once to fp32. The GPU's
+  // internal rounding is unspecified; kernels are checked with tolerances.
+  // Loop order r, k, n keeps each output's sum in k order and vectorises over n.
+  for (int r = 0; r < 16; ++r) {
+    double acc[8];
+    for (int n = 0; n < 8; ++n) acc[n] = C[r][n];
+    for (int k = 0; k < K; ++k) {
+      const double a = A[r][k];
+      for (int n = 0; n < 8; ++n) acc[n] += a * double(B[k][n]);
     }
+    for (int n = 0; n < 8; ++n) C[r][n] = float(acc[n]);
+  }
   // d may alias c: every input was read above, before any output is written.
   for (int l = 0; l < 32; ++l) {
     const int g = l >> 2, t = l & 3;
