@@ -191,4 +191,18 @@ SIM_CASE(gemm_256) {
   return true;
 }
 
+// Cost of one fiber round trip (fiber -> scheduler -> next fiber) per
+// thread and barrier; printed for the report, bounded only loosely.
+SIM_CASE(switch_cost) {
+  const int iters = 2000, threads = 256;
+  std::vector<int> out(threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT(barrier_loop(iters, threads, out.data()) == cudaSuccess, "%s", bk::sim::last_error().c_str());
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  const double per = ns / (double(iters) * threads);
+  printf("barrier round trip per thread: %.1f ns (%d threads x %d barriers)\n", per, threads, iters);
+  EXPECT(per < 2000, "%.1f ns per thread and barrier", per);
+  return true;
+}
+
 }  // namespace simtest

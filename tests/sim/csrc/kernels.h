@@ -16,7 +16,8 @@ cudaError_t cp_async_stage(const float* in, float* out, int blocks, bool bug_mis
 cudaError_t atomic_count(unsigned* counter, float* fsum, int blocks);
 cudaError_t grid_exchange(int* out, int blocks, int threads);
 cudaError_t oob_write(float* out, int n);       // seeded bug: writes out[n]
-cudaError_t warp_ops(int* out, int nthreads);   // shuffles and votes, 8 results per thread
+cudaError_t warp_ops(int* out, int nthreads);
+cudaError_t barrier_loop(int iters, int threads, int* out);   // shuffles and votes, 8 results per thread
 // kernels_frag.cu: fragments built by the test from the ISA layout formula.
 cudaError_t mma_frag(int kind, const uint32_t* a_regs, const uint32_t* b_regs, const float* c, float* d);
 cudaError_t ldmatrix_probe(int num, bool trans, uint32_t* out);  // smem[r][c] = r*256+c for 32x8 halves

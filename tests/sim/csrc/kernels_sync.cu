@@ -142,4 +142,13 @@ cudaError_t warp_ops(int* out, int nthreads) {
   return BK_LAUNCH(warp_ops_kernel, dim3(1), dim3(nthreads), 0, nullptr, out);
 }
 
+// `iters` block barriers: measures the emulator's per-thread switch cost.
+BK_GLOBAL void barrier_loop_kernel(int iters, int* out) {
+  for (int i = 0; i < iters; ++i) __syncthreads();
+  out[threadIdx.x] = iters;
+}
+cudaError_t barrier_loop(int iters, int threads, int* out) {
+  return BK_LAUNCH(barrier_loop_kernel, dim3(1), dim3(threads), 0, nullptr, iters, out);
+}
+
 }  // namespace simtest
