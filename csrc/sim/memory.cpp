@@ -101,16 +101,23 @@ void guarded_free(void* p) {
 
 static struct sigaction g_old_segv, g_old_bus;
 
+thread_local sigjmp_buf* tl_fault_jmp = nullptr;
+thread_local char tl_fault_msg[512];
+
+// A fault inside a kernel (a guard page, a null pointer): print the kernel
+// and thread, then jump back to this OS thread's scheduler, which fails the
+// launch with that message; the block's fibers are abandoned. Any other
+// fault goes to the previous handler.
 static void on_fault(int sig, siginfo_t* info, void* uctx) {
   Fiber* f = tl_fiber;
   struct sigaction* old = sig == SIGBUS ? &g_old_bus : &g_old_segv;
   if (f) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf,
-                     "bk::sim: invalid memory access at %p in kernel %s (thread (%u,%u,%u) of block (%u,%u,%u))\n",
+    int n = snprintf(tl_fault_msg, sizeof tl_fault_msg,
+                     "bk::sim: invalid memory access at %p in kernel %s (thread (%u,%u,%u) of block (%u,%u,%u))",
                      info->si_addr, f->block->launch->name, f->thread_idx.x, f->thread_idx.y, f->thread_idx.z,
                      f->block_idx.x, f->block_idx.y, f->block_idx.z);
-    if (write(2, buf, size_t(n)) < 0) {}
+    if (write(2, tl_fault_msg, size_t(n)) < 0 || write(2, "\n", 1) < 0) {}
+    if (tl_fault_jmp) siglongjmp(*tl_fault_jmp, 1);
   }
   // Hand the fault to whoever handled it before (faulthandler, or the
   // default action): returning re-executes the access, which faults again.

@@ -1,6 +1,8 @@
 // Internal state of the emulator, shared by the scheduler, the warp
 // collectives and the memory code. Kernels never include this file.
 #pragma once
+#include <setjmp.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -89,10 +91,19 @@ void yield_to_scheduler();
 [[noreturn]] void fail(const std::string& what);
 std::string thread_desc(const Fiber& f);
 
+// scheduler.cpp: runs the fibers of `blocks` to completion; false on error,
+// with the message in take_thread_error().
+void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stack_i);
+bool run_fibers(const Launch& L, std::vector<Block*>& blocks);
+std::string take_thread_error();
+
 // memory.cpp
 size_t shared_pool_bytes();
 void cp_async_land(Fiber& f, int64_t upto_group);  // lands groups < upto_group
 void install_fault_handler();
+// Where the fault handler jumps (set by the scheduler while fibers run).
+extern thread_local sigjmp_buf* tl_fault_jmp;
+extern thread_local char tl_fault_msg[512];
 
 }  // namespace sim
 }  // namespace bk

@@ -1,18 +1,14 @@
-// The scheduler: blocks on a pool of OS threads in a seeded order; the
-// threads of a block (all blocks, for a cooperative launch) as fibers that run
-// one at a time, each until its next synchronisation point, in the order of
-// the chosen schedule. Barriers are released here; warp collectives release
+// The scheduler of one OS thread: the threads of a block (all blocks, for a
+// cooperative launch) as fibers that run one at a time, each until its next
+// synchronisation point, in the order of the chosen schedule. Barriers are released here; warp collectives release
 // themselves (warp.cpp). When nothing can run and not every thread has
 // finished, the launch fails with a deadlock report instead of hanging.
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cstdlib>
-#include <mutex>
-#include <random>
 #include <cstring>
 #include <deque>
-#include <thread>
+#include <random>
 
 #include "sim/runtime.h"
 
@@ -32,31 +28,6 @@ struct StackPool {
 };
 static thread_local StackPool tl_pool;
 static thread_local std::deque<FiberStack>& tl_stacks = tl_pool.v;
-
-static std::mutex g_mu;
-static std::string g_last_error;
-static std::vector<std::string> g_launched;
-
-Options& options() {
-  static Options o;
-  return o;
-}
-void set_schedule(Schedule s, uint64_t seed) {
-  options().schedule = s;
-  options().seed = seed;
-}
-const char* schedule_name(Schedule s) {
-  static const char* n[] = {"forward", "reverse", "warp_ahead", "random"};
-  return n[int(s)];
-}
-std::string last_error() {
-  std::lock_guard<std::mutex> g(g_mu);
-  return g_last_error;
-}
-std::vector<std::string> take_launched_kernels() {
-  std::lock_guard<std::mutex> g(g_mu);
-  return std::move(g_launched);
-}
 
 static std::string d3(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
@@ -140,7 +111,19 @@ static void make_order(const Launch& L, std::vector<Block*>& blocks, std::vector
 }
 
 // Runs the fibers of `blocks` to completion; false with tl_error set on failure.
-static bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
+bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
+  sigjmp_buf fault_jmp;
+  if (sigsetjmp(fault_jmp, 1)) {  // a kernel faulted (memory.cpp on_fault)
+    tl_fault_jmp = nullptr;
+    tl_fiber = nullptr;
+    tl_ids = nullptr;
+    tl_error = tl_fault_msg;
+    return false;
+  }
+  tl_fault_jmp = &fault_jmp;
+  struct Reset {
+    ~Reset() { tl_fault_jmp = nullptr; }
+  } reset;
   std::vector<Fiber*> all, order;
   for (Block* b : blocks)
     for (Fiber& f : b->fibers) all.push_back(&f);
@@ -190,7 +173,7 @@ static bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
   }
 }
 
-static void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stack_i) {
+void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stack_i) {
   b.launch = &L;
   b.linear = linear;
   b.idx = uint3{unsigned(linear % L.grid.x), unsigned(linear / L.grid.x % L.grid.y),
@@ -230,88 +213,10 @@ static void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stac
   }
 }
 
-struct SmemBuf {
-  char* p;
-  SmemBuf() : p(static_cast<char*>(aligned_alloc(128, shared_pool_bytes()))) {}
-  ~SmemBuf() { free(p); }
-};
-
-// H100 SXM: 132 SMs, 2048 threads, 32 blocks and 228 KiB shared memory per
-// SM (1 KiB of it reserved per block). Registers are not known here.
-static long max_coresident_blocks(int threads, size_t smem) {
-  long by_threads = 2048 / (((threads + 31) / 32) * 32);
-  long by_smem = long((228 << 10) / (smem + 1024));
-  return 132 * std::min({32L, by_threads, by_smem});
-}
-
-static void record(const std::string& e) {
-  std::lock_guard<std::mutex> g(g_mu);
-  if (g_last_error.empty()) g_last_error = e;
-}
-
-cudaError_t launch_body(const char* name, dim3 grid, dim3 block, size_t dyn_smem, bool cooperative,
-                        const std::function<void()>& body) {
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    g_last_error.clear();
-    g_launched.push_back(name);
-  }
-  install_fault_handler();
-  Launch L{name, grid, block, dyn_smem, cooperative, &body, options()};
-  const long threads = long(block.x) * block.y * block.z;
-  const long nblocks = long(grid.x) * grid.y * grid.z;
-  if (threads <= 0 || threads > 1024 || block.z > 64 || nblocks <= 0 || grid.y > 65535 ||
-      grid.z > 65535 || dyn_smem > shared_pool_bytes()) {
-    record(std::string("bk::sim: invalid launch configuration for kernel ") + name);
-    return cudaErrorInvalidConfiguration;
-  }
-  if (cooperative) {
-    if (nblocks > max_coresident_blocks(int(threads), dyn_smem)) {
-      record(std::string("bk::sim: cooperative launch of ") + name + " with " + std::to_string(nblocks) +
-             " blocks exceeds what one H100 holds resident");
-      return cudaErrorCooperativeLaunchTooLarge;
-    }
-    // All blocks' fibers in one scheduler on this OS thread: grid sync needs them all resident.
-    std::vector<Block> bs(nblocks);
-    std::vector<SmemBuf> smem(nblocks);
-    std::vector<Block*> ptrs;
-    size_t stack_i = 0;
-    for (long i = 0; i < nblocks; ++i) {
-      init_block(L, bs[i], int(i), smem[i].p, stack_i);
-      ptrs.push_back(&bs[i]);
-    }
-    tl_error.clear();
-    if (!run_fibers(L, ptrs)) { record(tl_error); tl_error.clear(); return cudaErrorLaunchFailure; }
-    return cudaSuccess;
-  }
-  std::vector<int> order(nblocks);
-  for (long i = 0; i < nblocks; ++i) order[i] = int(i);
-  if (L.opt.schedule == Schedule::Reverse) std::reverse(order.begin(), order.end());
-  if (L.opt.schedule == Schedule::Random) std::shuffle(order.begin(), order.end(), std::mt19937_64(L.opt.seed));
-  std::atomic<long> next{0};
-  std::atomic<bool> failed{false};
-  auto worker = [&] {
-    SmemBuf smem;
-    Block b;
-    std::vector<Block*> one{&b};
-    tl_error.clear();
-    for (long i; !failed && (i = next++) < nblocks;) {
-      size_t stack_i = 0;
-      init_block(L, b, order[i], smem.p, stack_i);
-      if (!run_fibers(L, one)) { record(tl_error); tl_error.clear(); failed = true; }
-    }
-  };
-  int nt = L.opt.os_threads;
-  if (nt <= 0) {
-    const char* env = getenv("BK_SIM_THREADS");
-    nt = env ? atoi(env) : int(std::thread::hardware_concurrency());
-  }
-  nt = int(std::max(1L, std::min<long>(nt, nblocks)));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < nt; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  return failed ? cudaErrorLaunchFailure : cudaSuccess;
+std::string take_thread_error() {
+  std::string e = std::move(tl_error);
+  tl_error.clear();
+  return e;
 }
 
 }  // namespace sim

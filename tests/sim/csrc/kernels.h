@@ -15,6 +15,7 @@ cudaError_t mask_without_caller(int* out);      // lane calls with a mask that o
 cudaError_t cp_async_stage(const float* in, float* out, int blocks, bool bug_missing_wait);
 cudaError_t atomic_count(unsigned* counter, float* fsum, int blocks);
 cudaError_t grid_exchange(int* out, int blocks, int threads);
+cudaError_t grid_skip(int* out);               // seeded deadlock: a block skips grid sync
 cudaError_t oob_write(float* out, int n);       // seeded bug: writes out[n]
 cudaError_t warp_ops(int* out, int nthreads);
 cudaError_t barrier_loop(int iters, int threads, int* out);   // shuffles and votes, 8 results per thread

@@ -107,6 +107,13 @@ cudaError_t grid_exchange(int* out, int blocks, int threads) {
   return BK_LAUNCH_COOPERATIVE(grid_kernel, dim3(blocks), dim3(threads), 0, nullptr, out, scratch);
 }
 
+BK_GLOBAL void grid_skip_kernel(int* out) {
+  if (blockIdx.x == 1) return;  // seeded bug: one block never reaches the grid barrier
+  bk::dev::grid_sync();
+  out[blockIdx.x] = 1;
+}
+cudaError_t grid_skip(int* out) { return BK_LAUNCH_COOPERATIVE(grid_skip_kernel, dim3(4), dim3(32), 0, nullptr, out); }
+
 BK_GLOBAL void oob_kernel(float* out, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i <= n) out[i] = 1.0f;  // seeded bug: <= instead of <

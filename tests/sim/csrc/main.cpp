@@ -86,6 +86,10 @@ SIM_CASE(deadlock_warp_mask) {
   std::vector<int> out(32);
   return expect_error(half_warp_shfl(out.data()), "half_warp_kernel", "mask 0xffffffff");
 }
+SIM_CASE(deadlock_grid_sync) {
+  std::vector<int> out(4);
+  return expect_error(grid_skip(out.data()), "grid_skip_kernel", "grid sync not reached");
+}
 SIM_CASE(mask_omits_caller) {
   std::vector<int> out(32);
   return expect_error(mask_without_caller(out.data()), "mask_no_caller_kernel", "omits the calling lane");
@@ -163,14 +167,16 @@ SIM_CASE(guard_in_bounds) {
   return true;
 }
 
-// Seeded bug 3 (out of bounds): must die with a message naming the kernel
-// (pytest checks the message and the signal).
+// Seeded bug 3 (out of bounds): the write past the end faults on the guard
+// page; the launch fails with a message naming the kernel and the thread.
 SIM_CASE(guard_oob) {
   const int n = 1000;
   float* p = static_cast<float*>(bk::sim::guarded_alloc(n * sizeof(float)));
-  oob_write(p, n);
-  fprintf(stderr, "FAIL: out-of-bounds write was not caught\n");
-  return false;
+  const bool ok = expect_error(oob_write(p, n), "oob_kernel", "invalid memory access");
+  bk::sim::guarded_free(p);
+  std::vector<float> fine(64);  // the emulator keeps working after a fault
+  EXPECT(oob_write(fine.data(), 32) == cudaSuccess, "%s", bk::sim::last_error().c_str());
+  return ok;
 }
 
 }  // namespace simtest
