@@ -26,9 +26,10 @@ cudaError_t launch_cooperative(void (*kernel)(KArgs...), dim3 grid, dim3 block, 
 #elif defined(BK_SIM)
 #include "sim/launch.h"
 #define BK_LAUNCH(kernel, grid, block, smem, stream, ...) \
-  ::bk::sim::launch(#kernel, (grid), (block), (smem), (stream), kernel, __VA_ARGS__)
+  ::bk::sim::launch(::bk::sim::kernel_name<kernel>(), (grid), (block), (smem), (stream), kernel, __VA_ARGS__)
 #define BK_LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream, ...) \
-  ::bk::sim::launch_cooperative(#kernel, (grid), (block), (smem), (stream), kernel, __VA_ARGS__)
+  ::bk::sim::launch_cooperative(::bk::sim::kernel_name<kernel>(), (grid), (block), (smem), (stream), kernel, \
+                                __VA_ARGS__)
 #else
 #error "csrc/device/launch.cuh: compile with nvcc, or with the host compiler and -DBK_SIM"
 #endif
