@@ -58,4 +58,19 @@ BK_DEVICE int64_t global_thread_count() { return int64_t(gridDim.x) * blockDim.x
 #define BK_SHARED_DYNAMIC(T, name) T* name = reinterpret_cast<T*>(::bk::sim::shared_dynamic())
 #endif
 
-#include "device/mma.cuh"
+#include "device/async_copy.cuh"
+#include "device/tensor_core.cuh"
+
+namespace bk {
+namespace dev {
+// Grid-wide barrier; only valid in a kernel started with BK_LAUNCH_COOPERATIVE.
+BK_DEVICE void grid_sync() {
+#if defined(__CUDACC__)
+  cooperative_groups::this_grid().sync();
+#elif defined(BK_SIM)
+  ::bk::sim::grid_sync();
+#endif
+}
+
+}  // namespace dev
+}  // namespace bk

@@ -57,12 +57,14 @@ namespace bk {
 namespace sim {
 template <typename T>
 inline T shfl_t(unsigned mask, T v, int mode, int arg, int width) {
-  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a type wider than 64 bits");
+  // Bitwise copies: __half2 / __nv_bfloat162 are not trivially copyable in
+  // CUDA's headers (user-written copy operators) but are plain 32-bit values.
+  static_assert(sizeof(T) <= 8, "shuffle of a type wider than 64 bits");
   uint64_t bits = 0;
-  memcpy(&bits, &v, sizeof(T));
+  memcpy(&bits, static_cast<const void*>(&v), sizeof(T));
   bits = shfl(mask, bits, mode, arg, width);
   T r;
-  memcpy(&r, &bits, sizeof(T));
+  memcpy(static_cast<void*>(&r), &bits, sizeof(T));
   return r;
 }
 }  // namespace sim

@@ -62,7 +62,8 @@ cudaError_t launch_body(const char* name, dim3 grid, dim3 block, size_t dyn_smem
   {
     std::lock_guard<std::mutex> g(g_mu);
     g_last_error.clear();
-    g_launched.push_back(name);
+    // Distinct names only: op-level tests launch thousands of times.
+    if (std::find(g_launched.begin(), g_launched.end(), name) == g_launched.end()) g_launched.push_back(name);
   }
   install_fault_handler();
   Launch L{name, grid, block, dyn_smem, cooperative, &body, options()};

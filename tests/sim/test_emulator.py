@@ -11,7 +11,7 @@ from tests.sim import build
 pytestmark = pytest.mark.sim
 
 CASES = [
-    "indices", "barrier_reduce", "warp_ops", "atomics", "cooperative", "cp_async_wait",
+    "indices", "barrier_reduce", "warp_ops", "atomics", "cooperative", "cp_async_wait", "cp_async_small_and_zfill",
     "layouts_isa_vs_cute", "layouts_hand_computed", "mma_f16", "mma_bf16", "mma_tf32", "ldmatrix_all",
     "gemm_edges_all_schedules", "gemm_256", "guard_in_bounds", "switch_cost",
     # seeded bugs: race, uninitialised shared memory, deadlock (each case asserts it is caught)

@@ -88,6 +88,23 @@ cudaError_t cp_async_stage(const float* in, float* out, int blocks, bool bug) {
   return BK_LAUNCH(cp_async_kernel<false>, dim3(blocks), dim3(64), 0, nullptr, in, out);
 }
 
+// 4- and 8-byte cp.async, the last 8 bytes zero-filled (valid == false).
+BK_GLOBAL void cp_async_small_kernel(const float* in, float* out) {
+  BK_SHARED(float, s, [8]);
+  const int t = threadIdx.x;  // 3 threads
+  if (t == 0) bk::dev::cp_async_4(&s[0], in), bk::dev::cp_async_4(&s[1], in + 1);
+  if (t == 1) bk::dev::cp_async_8(&s[2], in + 2), bk::dev::cp_async_8(&s[4], in + 4);
+  if (t == 2) bk::dev::cp_async_8(&s[6], in + 6, false);
+  bk::dev::cp_async_commit();
+  bk::dev::cp_async_wait<0>();
+  __syncthreads();
+  if (t == 0)
+    for (int i = 0; i < 8; ++i) out[i] = s[i];
+}
+cudaError_t cp_async_small(const float* in, float* out) {
+  return BK_LAUNCH(cp_async_small_kernel, dim3(1), dim3(3), 0, nullptr, in, out);
+}
+
 BK_GLOBAL void atomic_kernel(unsigned* counter, float* fsum) {
   atomicAdd(counter, 1u);
   atomicAdd(fsum, 0.5f);

@@ -115,6 +115,14 @@ SIM_CASE(cp_async_wait) {
   return true;
 }
 
+SIM_CASE(cp_async_small_and_zfill) {
+  alignas(16) float in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<float> out(8, -1.0f);
+  EXPECT(cp_async_small(in, out.data()) == cudaSuccess, "%s", bk::sim::last_error().c_str());
+  for (int i = 0; i < 8; ++i) EXPECT(out[i] == (i < 6 ? in[i] : 0.0f), "out[%d] = %f", i, out[i]);
+  return true;
+}
+
 // Seeded bug 1b: a missing cp.async wait reads shared memory before the copy lands.
 SIM_CASE(race_missing_cp_async_wait) {
   std::vector<float> in(256, 1.0f), out(256);

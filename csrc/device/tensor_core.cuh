@@ -1,44 +1,13 @@
-// Tensor-core and async-copy primitives (sm_80+): cp.async with commit and
-// wait groups, ldmatrix x1/x2/x4 (.trans), mma.sync m16n8k16 f16/bf16 -> f32
-// and m16n8k8 tf32 -> f32, and grid sync. Real PTX under nvcc, the SIMT
-// emulator's implementation under BK_SIM. Fragment layouts: PTX ISA figures
-// (tests/sim/test_fragments pins them against CuTe's traits too).
+// Tensor-core primitives (sm_80+): ldmatrix x1/x2/x4 (.trans) and mma.sync
+// m16n8k16 f16/bf16 -> f32, m16n8k8 tf32 -> f32. Real PTX under nvcc, the
+// SIMT emulator's implementation under BK_SIM. Fragment layouts: the PTX ISA
+// figures, pinned against CuTe's traits in tests/sim/csrc/frag_cases.cpp.
+// Included by device/primitives.cuh (after device/async_copy.cuh).
 #pragma once
 #include <stdint.h>
 
 namespace bk {
 namespace dev {
-
-#if defined(__CUDACC__)
-BK_DEVICE uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-#endif
-
-// 16-byte global -> shared copy that lands at the matching cp_async_wait;
-// `valid == false` zero-fills the destination (for tile edges).
-BK_DEVICE void cp_async_16(void* smem_dst, const void* gmem_src, bool valid = true) {
-#if defined(__CUDA_ARCH__)
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem_dst)), "l"(gmem_src),
-               "r"(valid ? 16 : 0));
-#elif defined(BK_SIM)
-  ::bk::sim::cp_async(smem_dst, gmem_src, 16, valid ? 16 : 0);
-#endif
-}
-BK_DEVICE void cp_async_commit() {
-#if defined(__CUDA_ARCH__)
-  asm volatile("cp.async.commit_group;\n" ::);
-#elif defined(BK_SIM)
-  ::bk::sim::cp_async_commit();
-#endif
-}
-// Waits until at most N committed groups are still in flight.
-template <int N>
-BK_DEVICE void cp_async_wait() {
-#if defined(__CUDA_ARCH__)
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#elif defined(BK_SIM)
-  ::bk::sim::cp_async_wait(N);
-#endif
-}
 
 // ldmatrix: lane 8*j + r passes the address of row r of 8x8 b16 matrix j.
 BK_DEVICE void ldmatrix_x1(uint32_t& r0, const void* row) {
@@ -140,15 +109,6 @@ BK_DEVICE uint32_t float_to_tf32(float x) {
   memcpy(&u, &x, 4);
   if ((u & 0x7f800000u) != 0x7f800000u) u += 0x1000u;  // not inf/nan: round half away
   return u & 0xffffe000u;
-#endif
-}
-
-// Grid-wide barrier; only valid in a kernel started with BK_LAUNCH_COOPERATIVE.
-BK_DEVICE void grid_sync() {
-#if defined(__CUDACC__)
-  cooperative_groups::this_grid().sync();
-#elif defined(BK_SIM)
-  ::bk::sim::grid_sync();
 #endif
 }
 
