@@ -100,7 +100,8 @@ static void make_order(const Launch& L, std::vector<Block*>& blocks, std::vector
         for (int i = n - 1; i >= 0; --i) order.push_back(&b->fibers[i]);
         break;
       case Schedule::WarpAhead: {
-        const int ahead = int((L.opt.seed + b->linear) % b->warps.size());
+        // Seed 0 sends the last warp ahead (forward already starts with warp 0).
+        const int ahead = int((b->warps.size() - 1 + L.opt.seed + b->linear) % b->warps.size());
         for (int i = 0; i < n; ++i) if (b->fibers[i].warp == ahead) order.push_back(&b->fibers[i]);
         for (int i = 0; i < n; ++i) if (b->fibers[i].warp != ahead) order.push_back(&b->fibers[i]);
         break;
