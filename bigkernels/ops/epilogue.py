@@ -62,7 +62,7 @@ def _register_autograd(forward_name, backward_name):
 _register_autograd("bias_act", "bias_act_backward")
 _register_autograd("bias_act_sim", "bias_act_backward_sim")
 
-if availability.triton_installed():
+if availability.triton_usable():
     from ..triton import epilogue as _triton_epilogue  # noqa: F401  (defines the _triton ops)
 
     _register_autograd("bias_act_triton", "bias_act_backward_triton")
