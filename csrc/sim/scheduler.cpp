@@ -36,7 +36,31 @@ std::string thread_desc(const Fiber& f) {
   return "thread " + d3(f.thread_idx) + " of block " + d3(f.block_idx);
 }
 
-void yield_to_scheduler() { fiber_switch(tl_fiber->ctx, tl_sched); }
+// The current pass: fibers in schedule order and the position of the running
+// one. A fiber that blocks switches straight to the next runnable fiber of
+// the pass (one switch instead of two through the scheduler); the last one
+// of the pass returns to the scheduler.
+static thread_local std::vector<Fiber*>* tl_order = nullptr;
+static thread_local size_t tl_pos = 0;
+
+static Fiber* next_in_pass() {
+  const std::vector<Fiber*>& o = *tl_order;
+  while (++tl_pos < o.size())
+    if (o[tl_pos]->wait == Wait::Runnable) return o[tl_pos];
+  return nullptr;
+}
+
+static void switch_from(Fiber* cur) {
+  if (Fiber* nx = next_in_pass()) {
+    tl_fiber = nx;
+    tl_ids = nx;
+    fiber_switch(cur->ctx, nx->ctx);
+  } else {
+    fiber_switch(cur->ctx, tl_sched);
+  }
+}
+
+void yield_to_scheduler() { switch_from(tl_fiber); }
 
 void fail(const std::string& what) {
   Fiber* f = tl_fiber;
@@ -52,7 +76,7 @@ static void fiber_main(void* arg) {
   if (!stack_canary_ok(*f->stack)) fail("fiber stack overflow (raise Options::stack_bytes)");
   f->wait = Wait::Done;
   f->block->warps[f->warp].exited |= 1u << f->lane;
-  fiber_switch(f->ctx, tl_sched);
+  switch_from(f);
   std::abort();
 }
 
@@ -131,8 +155,9 @@ bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
   std::mt19937_64 rng(L.opt.seed * 0x9E3779B97F4A7C15ull + uint64_t(blocks[0]->linear));
   for (;;) {
     make_order(L, blocks, order, rng);
-    for (Fiber* f : order) {
-      if (f->wait != Wait::Runnable) continue;
+    tl_order = &order;
+    tl_pos = size_t(-1);
+    if (Fiber* f = next_in_pass()) {  // runs the whole pass, fiber to fiber
       tl_fiber = f;
       tl_ids = f;
       fiber_switch(tl_sched, f->ctx);
