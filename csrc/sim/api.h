@@ -38,7 +38,7 @@ void set_schedule(Schedule s, uint64_t seed = 0);
 
 // Runs `body` once per thread of every block. Returns cudaSuccess, or
 // cudaErrorLaunchFailure with the reason (kernel name, block, threads) in
-// last_error(). `float_atomics` is recorded for the caller's comparisons.
+// last_error() (also for a fault inside the kernel).
 cudaError_t launch_body(const char* name, dim3 grid, dim3 block, size_t dyn_smem,
                         bool cooperative, const std::function<void()>& body);
 std::string last_error();

@@ -34,8 +34,10 @@ std::string last_error() {
   return g_last_error;
 }
 std::vector<std::string> take_launched_kernels() {
+  std::vector<std::string> out;
   std::lock_guard<std::mutex> g(g_mu);
-  return std::move(g_launched);
+  out.swap(g_launched);
+  return out;
 }
 
 struct SmemBuf {
@@ -45,7 +47,8 @@ struct SmemBuf {
 };
 
 // H100 SXM: 132 SMs, 2048 threads, 32 blocks and 228 KiB shared memory per
-// SM (1 KiB of it reserved per block). Registers are not known here.
+// SM (1 KiB of it reserved per block). Registers, and static shared memory
+// (placed on first use), are not known here: only dynamic smem counts.
 static long max_coresident_blocks(int threads, size_t smem) {
   long by_threads = 2048 / (((threads + 31) / 32) * 32);
   long by_smem = long((228 << 10) / (smem + 1024));
