@@ -58,6 +58,8 @@ def load(verbose=False):
         return
     from torch.utils import cpp_extension
 
+    if not os.path.isdir(os.path.join(CSRC, "sim")):
+        raise RuntimeError(f"cuda_sim builds from a source checkout: {CSRC}/sim not found")
     os.makedirs(BUILD, exist_ok=True)
     flags = ["-O2", "-std=c++17", "-DBK_SIM", "-DBK_SIM_HOST_API", "-Wno-unused-function"]
     cpp_extension.load(
