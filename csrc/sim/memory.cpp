@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -45,6 +46,13 @@ void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
   if ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % bytes)
     fail("cp.async address not aligned to the copy size");
   f.cp_pending.push_back(CpAsync{dst, src, bytes, src_bytes, f.cp_committed});
+  // On the GPU a copy lands at any moment between issue and wait. Forward
+  // and reverse land it at the wait (a read before the wait sees poison);
+  // warp-ahead and random land it at once, so a stage overwritten while
+  // other warps still read it (a missing barrier before the next cp.async)
+  // changes the output too.
+  const Schedule s = f.block->launch->opt.schedule;
+  if (s == Schedule::WarpAhead || s == Schedule::Random) cp_async_land(f, INT64_MAX);
 }
 
 void cp_async_commit() { tl_fiber->cp_committed++; }

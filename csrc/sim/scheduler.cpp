@@ -110,9 +110,11 @@ static std::string deadlock_report(const Launch& L, std::vector<Fiber*>& all, co
   return s;
 }
 
+// `ahead` receives the fibers of the warp that warp-ahead runs first.
 static void make_order(const Launch& L, std::vector<Block*>& blocks, std::vector<Fiber*>& order,
-                       std::mt19937_64& rng) {
+                       std::vector<Fiber*>& ahead, std::mt19937_64& rng) {
   order.clear();
+  ahead.clear();
   for (Block* b : blocks) {
     const int n = int(b->fibers.size());
     switch (L.opt.schedule) {
@@ -125,9 +127,9 @@ static void make_order(const Launch& L, std::vector<Block*>& blocks, std::vector
         break;
       case Schedule::WarpAhead: {
         // Seed 0 sends the last warp ahead (forward already starts with warp 0).
-        const int ahead = int((b->warps.size() - 1 + L.opt.seed + b->linear) % b->warps.size());
-        for (int i = 0; i < n; ++i) if (b->fibers[i].warp == ahead) order.push_back(&b->fibers[i]);
-        for (int i = 0; i < n; ++i) if (b->fibers[i].warp != ahead) order.push_back(&b->fibers[i]);
+        const int ahead_warp = int((b->warps.size() - 1 + L.opt.seed + b->linear) % b->warps.size());
+        for (int i = 0; i < n; ++i) if (b->fibers[i].warp == ahead_warp) ahead.push_back(&b->fibers[i]);
+        for (int i = 0; i < n; ++i) if (b->fibers[i].warp != ahead_warp) order.push_back(&b->fibers[i]);
         break;
       }
     }
@@ -153,18 +155,29 @@ bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
   for (Block* b : blocks)
     for (Fiber& f : b->fibers) all.push_back(&f);
   std::mt19937_64 rng(L.opt.seed * 0x9E3779B97F4A7C15ull + uint64_t(blocks[0]->linear));
-  for (;;) {
-    make_order(L, blocks, order, rng);
-    tl_order = &order;
+  // One pass over `o`: the first runnable fiber runs, then hands over fiber
+  // to fiber; returns whether any fiber ran.
+  auto pass = [](std::vector<Fiber*>& o) {
+    tl_order = &o;
     tl_pos = size_t(-1);
-    if (Fiber* f = next_in_pass()) {  // runs the whole pass, fiber to fiber
-      tl_fiber = f;
-      tl_ids = f;
-      fiber_switch(tl_sched, f->ctx);
-      tl_fiber = nullptr;
-      tl_ids = nullptr;
+    Fiber* f = next_in_pass();
+    if (!f) return false;
+    tl_fiber = f;
+    tl_ids = f;
+    fiber_switch(tl_sched, f->ctx);
+    tl_fiber = nullptr;
+    tl_ids = nullptr;
+    return true;
+  };
+  std::vector<Fiber*> ahead;
+  for (;;) {
+    make_order(L, blocks, order, ahead, rng);
+    // Warp-ahead: that warp runs alone, through its own warp collectives,
+    // until it waits at a block-level barrier (or exits); then the others.
+    while (pass(ahead))
       if (!tl_error.empty()) return false;
-    }
+    pass(order);
+    if (!tl_error.empty()) return false;
     size_t done = 0, at_grid = 0, runnable = 0;
     for (Block* b : blocks) {
       size_t bdone = 0, bbar = 0;

@@ -14,6 +14,7 @@ cudaError_t half_warp_shfl(int* out);           // seeded deadlock: mask names l
 cudaError_t mask_without_caller(int* out);      // lane calls with a mask that omits itself
 cudaError_t cp_async_stage(const float* in, float* out, int blocks, bool bug_missing_wait);
 cudaError_t cp_async_small(const float* in, float* out);  // 4/8-byte copies, zero-fill
+cudaError_t pipeline(const float* in, float* out, int iters, bool bug_missing_war_barrier);
 cudaError_t atomic_count(unsigned* counter, float* fsum, int blocks);
 cudaError_t grid_exchange(int* out, int blocks, int threads);
 cudaError_t grid_skip(int* out);               // seeded deadlock: a block skips grid sync

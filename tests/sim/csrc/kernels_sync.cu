@@ -105,6 +105,31 @@ cudaError_t cp_async_small(const float* in, float* out) {
   return BK_LAUNCH(cp_async_small_kernel, dim3(1), dim3(3), 0, nullptr, in, out);
 }
 
+// Double-buffered cp.async pipeline, 64 threads: each iteration reads an
+// element staged by the other warp. The seeded bug drops the barrier that
+// keeps the next cp.async from overwriting a stage still being read.
+template <bool Bug>
+BK_GLOBAL void pipeline_kernel(const float* in, float* out, int iters) {
+  BK_SHARED(float, buf, [2][64]);
+  const int t = threadIdx.x;
+  float acc = 0.0f;
+  bk::dev::cp_async_4(&buf[0][t], in + t);
+  bk::dev::cp_async_commit();
+  for (int it = 0; it < iters; ++it) {
+    if (it + 1 < iters) bk::dev::cp_async_4(&buf[(it + 1) & 1][t], in + (it + 1) * 64 + t);
+    bk::dev::cp_async_commit();
+    bk::dev::cp_async_wait<1>();
+    __syncthreads();
+    acc = acc * 0.5f + buf[it & 1][(t + 32) % 64];
+    if (!Bug) __syncthreads();
+  }
+  out[t] = acc;
+}
+cudaError_t pipeline(const float* in, float* out, int iters, bool bug) {
+  if (bug) return BK_LAUNCH(pipeline_kernel<true>, dim3(1), dim3(64), 0, nullptr, in, out, iters);
+  return BK_LAUNCH(pipeline_kernel<false>, dim3(1), dim3(64), 0, nullptr, in, out, iters);
+}
+
 BK_GLOBAL void atomic_kernel(unsigned* counter, float* fsum) {
   atomicAdd(counter, 1u);
   atomicAdd(fsum, 0.5f);

@@ -133,6 +133,26 @@ SIM_CASE(race_missing_cp_async_wait) {
   return true;
 }
 
+// Seeded bug 1c: a write-after-read hazard on a cp.async stage (missing
+// barrier before the next copy into it): caught by the schedules that land
+// copies at issue.
+SIM_CASE(race_cp_async_stage_overwrite) {
+  const int iters = 6;
+  std::vector<float> in(64 * iters), out(64);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 61);
+  std::string diff = differing_schedule([&] {
+    pipeline(in.data(), out.data(), iters, false);
+    return bytes(out);
+  });
+  EXPECT(diff.empty(), "correct pipeline differs under %s", diff.c_str());
+  diff = differing_schedule([&] {
+    pipeline(in.data(), out.data(), iters, true);
+    return bytes(out);
+  });
+  EXPECT(!diff.empty(), "overwritten cp.async stage not detected");
+  return true;
+}
+
 SIM_CASE(atomics) {
   unsigned count = 0;
   float sum = 0;
