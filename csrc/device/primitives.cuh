@@ -54,7 +54,7 @@ BK_DEVICE int64_t global_thread_count() { return int64_t(gridDim.x) * blockDim.x
 #define BK_SHARED(T, name, dims)                 \
   static const char bk_smem_key_##name = 0;      \
   T(&name) dims = *reinterpret_cast<T(*) dims>(  \
-      ::bk::sim::shared_static(sizeof(T dims), alignof(T), &bk_smem_key_##name))
+      ::bk::sim::shared_static(sizeof(T dims), alignof(T), &bk_smem_key_##name, #name))
 #define BK_SHARED_DYNAMIC(T, name) T* name = reinterpret_cast<T*>(::bk::sim::shared_dynamic())
 #endif
 

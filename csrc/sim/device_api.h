@@ -27,7 +27,7 @@ void grid_sync();
 [[noreturn]] void device_trap(const char* what);
 
 // Shared memory: one pool per block; `key` identifies a static declaration.
-void* shared_static(size_t bytes, size_t align, const void* key);
+void* shared_static(size_t bytes, size_t align, const void* key, const char* name);
 void* shared_dynamic();
 
 void cp_async(void* smem_dst, const void* src, int bytes, int src_bytes);

@@ -73,7 +73,7 @@ cudaError_t launch_body(const char* name, dim3 grid, dim3 block, size_t dyn_smem
   const long threads = long(block.x) * block.y * block.z;
   const long nblocks = long(grid.x) * grid.y * grid.z;
   if (threads <= 0 || threads > 1024 || block.z > 64 || nblocks <= 0 || grid.y > 65535 ||
-      grid.z > 65535 || dyn_smem > shared_pool_bytes()) {
+      grid.z > 65535 || dyn_smem + kRedZone > shared_pool_bytes()) {
     record(std::string("bk::sim: invalid launch configuration for kernel ") + name);
     return cudaErrorInvalidConfiguration;
   }

@@ -21,21 +21,48 @@ size_t shared_pool_bytes() { return 227 << 10; }
 
 void* shared_dynamic() { return tl_fiber->block->smem; }
 
+void init_shared(Block& b) {
+  if (b.launch->opt.poison_smem) memset(b.smem, 0xFF, b.dyn_smem);
+  memset(b.smem + b.dyn_smem, 0xFF, kRedZone);
+  b.red_zones.assign(1, {b.dyn_smem, "dynamic shared memory"});
+  b.static_used = kRedZone;
+  b.static_offsets.clear();
+}
+
 // Static declarations are placed after the dynamic part (the GPU puts them
-// first; either way they do not overlap), on first use within the block.
-void* shared_static(size_t bytes, size_t align, const void* key) {
+// first; either way they do not overlap), on first use within the block,
+// each followed by a red zone.
+void* shared_static(size_t bytes, size_t align, const void* key, const char* name) {
   Block& b = *tl_fiber->block;
   for (auto& [k, off] : b.static_offsets)
     if (k == key) return b.smem + off;
   if (align < 16) align = 16;
   const size_t start = b.dyn_smem + b.static_used;
   const size_t off = (start + align - 1) / align * align;
-  if (off + bytes > shared_pool_bytes()) fail("shared memory (static + dynamic) exceeds 227 KiB");
+  if (off + bytes + kRedZone > shared_pool_bytes()) fail("shared memory (static + dynamic) exceeds 227 KiB");
   if (b.launch->opt.poison_smem) memset(b.smem + off, 0xFF, bytes);
-  b.static_used = off + bytes - b.dyn_smem;
+  memset(b.smem + off + bytes, 0xFF, kRedZone);
+  b.red_zones.emplace_back(off + bytes, name);
+  b.static_used = off + bytes + kRedZone - b.dyn_smem;
   b.static_offsets.emplace_back(key, off);
   return b.smem + off;
 }
+
+static thread_local std::string tl_red_zone_error;
+
+bool check_red_zones(Block& b) {
+  for (auto& [off, what] : b.red_zones)
+    for (size_t i = 0; i < kRedZone; ++i)
+      if (static_cast<unsigned char>(b.smem[off + i]) != 0xFF) {
+        tl_red_zone_error = std::string("bk::sim: shared memory written out of bounds in kernel ") + b.launch->name +
+                            ": byte " + std::to_string(i) + " past the end of " + what + " (block (" +
+                            std::to_string(b.idx.x) + "," + std::to_string(b.idx.y) + "," + std::to_string(b.idx.z) + "))";
+        return false;
+      }
+  return true;
+}
+
+std::string red_zone_error(const Block&) { return tl_red_zone_error; }
 
 void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
   Fiber& f = *tl_fiber;

@@ -68,8 +68,11 @@ struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   char* smem = nullptr;
-  size_t dyn_smem = 0, static_used = 0;
+  size_t dyn_smem = 0, static_used = 0;  // static_used counts from dyn_smem
   std::vector<std::pair<const void*, size_t>> static_offsets;
+  // Red zones after the dynamic region and after each static declaration:
+  // (offset, name of what precedes it). 0xFF-filled, checked at block end.
+  std::vector<std::pair<size_t, const char*>> red_zones;
 };
 
 struct Launch {
@@ -99,6 +102,10 @@ std::string take_thread_error();
 
 // memory.cpp
 size_t shared_pool_bytes();
+constexpr size_t kRedZone = 64;
+void init_shared(Block& b);          // poison + first red zone, at block start
+bool check_red_zones(Block& b);      // false with tl_error-ready text in red_zone_error()
+std::string red_zone_error(const Block& b);
 void cp_async_land(Fiber& f, int64_t upto_group);  // lands groups < upto_group
 void install_fault_handler();
 // Where the fault handler jumps (set by the scheduler while fibers run).

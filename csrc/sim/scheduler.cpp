@@ -196,7 +196,14 @@ bool run_fibers(const Launch& L, std::vector<Block*>& blocks) {
         return false;
       }
     }
-    if (done == all.size()) return true;
+    if (done == all.size()) {
+      for (Block* b : blocks)
+        if (!check_red_zones(*b)) {
+          tl_error = red_zone_error(*b);
+          return false;
+        }
+      return true;
+    }
     if (at_grid > 0 && at_grid == all.size()) {
       for (Fiber* f : all) f->wait = Wait::Runnable;
       continue;
@@ -226,9 +233,7 @@ void init_block(Launch& L, Block& b, int linear, char* smem, size_t& stack_i) {
   }
   b.smem = smem;
   b.dyn_smem = L.dyn_smem;
-  b.static_used = 0;
-  b.static_offsets.clear();
-  if (L.opt.poison_smem) memset(smem, 0xFF, L.dyn_smem);
+  init_shared(b);
   for (int i = 0; i < n; ++i) {
     Fiber& f = b.fibers[i];
     f.thread_idx = uint3{unsigned(i % L.block.x), unsigned(i / L.block.x % L.block.y),

@@ -15,7 +15,7 @@ CASES = [
     "layouts_isa_vs_cute", "layouts_hand_computed", "mma_f16", "mma_bf16", "mma_tf32", "ldmatrix_all",
     "gemm_edges_all_schedules", "gemm_256", "guard_in_bounds", "switch_cost",
     # seeded bugs: race, uninitialised shared memory, deadlock (each case asserts it is caught)
-    "race_missing_barrier", "race_missing_cp_async_wait", "race_cp_async_stage_overwrite", "uninit_smem", "guard_oob",
+    "race_missing_barrier", "race_missing_cp_async_wait", "race_cp_async_stage_overwrite", "uninit_smem", "guard_oob", "smem_out_of_bounds",
     "deadlock_barrier", "deadlock_warp_mask", "deadlock_grid_sync", "mask_omits_caller", "mask_names_missing_lanes",
 ]
 

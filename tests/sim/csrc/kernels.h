@@ -9,6 +9,7 @@ namespace simtest {
 cudaError_t indices(int* out, dim3 grid, dim3 block);
 cudaError_t block_sum(const float* in, float* out, int blocks, bool bug_missing_barrier);
 cudaError_t uninit_smem(float* out, bool bug_read_unwritten);
+cudaError_t smem_overflow(float* out, bool dynamic);  // seeded bug: writes 1 float past the array
 cudaError_t early_exit_barrier(int* out);       // seeded deadlock: barrier not reached by all
 cudaError_t half_warp_shfl(int* out);           // seeded deadlock: mask names lanes that wait elsewhere
 cudaError_t mask_without_caller(int* out);      // lane calls with a mask that omits itself

@@ -47,6 +47,27 @@ cudaError_t uninit_smem(float* out, bool bug) {
   return BK_LAUNCH(uninit_kernel<false>, dim3(1), dim3(128), 128 * sizeof(float), nullptr, out);
 }
 
+// Seeded bug: 33 threads write a 32-float array (static `tile`, or dynamic
+// shared memory launched with 32 floats).
+template <bool Dynamic>
+BK_GLOBAL void smem_overflow_kernel(float* out) {
+  float* s;
+  if constexpr (Dynamic) {
+    BK_SHARED_DYNAMIC(float, dyn);
+    s = dyn;
+  } else {
+    BK_SHARED(float, tile, [32]);
+    s = tile;
+  }
+  s[threadIdx.x] = 1.0f;
+  __syncthreads();
+  out[threadIdx.x] = s[threadIdx.x % 32];
+}
+cudaError_t smem_overflow(float* out, bool dynamic) {
+  if (dynamic) return BK_LAUNCH(smem_overflow_kernel<true>, dim3(1), dim3(33), 32 * sizeof(float), nullptr, out);
+  return BK_LAUNCH(smem_overflow_kernel<false>, dim3(1), dim3(33), 0, nullptr, out);
+}
+
 BK_GLOBAL void early_exit_kernel(int* out) {
   if (threadIdx.x < 16) return;  // seeded bug: these threads never reach the barrier
   __syncthreads();

@@ -67,14 +67,23 @@ SIM_CASE(uninit_smem) {
   return true;
 }
 
-static bool expect_error(cudaError_t e, const char* kernel, const char* what) {
+static bool expect_error(cudaError_t e, const char* kernel, const char* what, bool thread_ids = true) {
   const std::string msg = bk::sim::last_error();
   fprintf(stderr, "reported: %s\n", msg.c_str());
   EXPECT(e == cudaErrorLaunchFailure, "launch returned %d", int(e));
   EXPECT(msg.find(kernel) != std::string::npos, "kernel name missing");
   EXPECT(msg.find(what) != std::string::npos, "'%s' missing", what);
-  EXPECT(msg.find("thread (") != std::string::npos, "thread ids missing");
+  EXPECT(!thread_ids || msg.find("thread (") != std::string::npos, "thread ids missing");
   return true;
+}
+
+// Seeded bug 3b (out of bounds, shared memory): red zones after each array.
+SIM_CASE(smem_out_of_bounds) {
+  std::vector<float> out(33);
+  if (!expect_error(smem_overflow(out.data(), false), "smem_overflow_kernel<false>", "past the end of tile", false))
+    return false;
+  return expect_error(smem_overflow(out.data(), true), "smem_overflow_kernel<true>",
+                      "past the end of dynamic shared memory", false);
 }
 
 // Seeded bug 4 (deadlock), three ways: reported, never a hang.
