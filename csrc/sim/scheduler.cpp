@@ -1,8 +1,9 @@
 // The scheduler of one OS thread: the threads of a block (all blocks, for a
 // cooperative launch) as fibers that run one at a time, each until its next
-// synchronisation point, in the order of the chosen schedule. Barriers are released here; warp collectives release
-// themselves (warp.cpp). When nothing can run and not every thread has
-// finished, the launch fails with a deadlock report instead of hanging.
+// synchronisation point, in the order of the chosen schedule. Barriers are
+// released here; warp collectives release themselves (warp.cpp). When
+// nothing can run and not every thread has finished, the launch fails with a
+// deadlock report instead of hanging.
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
