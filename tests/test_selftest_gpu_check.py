@@ -60,3 +60,11 @@ def test_cli_lists_gpu_check():
     with pytest.raises(SystemExit) as exc:
         cli.main(["gpu-check"])  # OUTDIR is required
     assert exc.value.code == 2
+
+
+def test_info_step_writes_its_json_apart_from_the_log(tmp_path):
+    name, argv, env = gpu_check.steps(str(tmp_path))[0]
+    record = gpu_check._run_step(name, argv, env, str(tmp_path))
+    assert name == "info" and record["returncode"] == 0
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert {"versions", "backends", "ops"} <= set(info)

@@ -104,11 +104,12 @@ def _run(spec, backend, cast, backward, grad_seed):
     with use_backend(backend):
         outs = _tensors(spec.fn(*new_args, **new_kwargs))
     grads = []
-    if backward and leaves:
+    differentiable = [o for o in outs if o.requires_grad]  # not integer outputs (indices, lengths)
+    if backward and leaves and differentiable:
         gen = torch.Generator().manual_seed(grad_seed)
-        gouts = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o) for o in outs]
+        gouts = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o) for o in differentiable]
         with use_backend(backend):
-            grads = torch.autograd.grad(outs, leaves, gouts, allow_unused=True)
+            grads = torch.autograd.grad(differentiable, leaves, gouts, allow_unused=True)
     return outs, list(grads)
 
 
