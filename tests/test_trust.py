@@ -185,3 +185,25 @@ def test_unwritable_cache_costs_only_the_caching(toy, monkeypatch, tmp_path):
     monkeypatch.setenv("BIGKERNELS_CACHE_DIR", str(blocker / "sub"))  # under a file: cannot be created
     monkeypatch.setenv("BIGKERNELS_AUTOTUNE", "0")
     assert _select(torch.randn(3)) == "triton"
+
+
+def test_nothing_runs_during_cuda_graph_capture(toy, monkeypatch):
+    """While a CUDA graph is captured: no self-test, no timing; the cached
+    decision applies, else the static priority."""
+    capturing = {"on": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: capturing["on"])
+    toy["fn"] = lambda x: 2 * x + 1
+    capturing["on"] = True
+    with monkeypatch.context() as m:
+        m.setattr(trust, "run", lambda *a: pytest.fail("self-test during capture"))
+        m.setattr(measure, "time_call", lambda *a: pytest.fail("timing during capture"))
+        assert _select(torch.randn(8)) == "triton"  # nothing decided yet: static priority
+        assert trust._DECISIONS == {} and measure._CHOICES == {}
+    capturing["on"] = False
+    with pytest.warns(RuntimeWarning, match="self-test"):
+        assert _select(torch.randn(8)) == "torch"  # decided outside capture
+    capturing["on"] = True
+    with monkeypatch.context() as m:
+        m.setattr(trust, "run", lambda *a: pytest.fail("self-test during capture"))
+        assert _select(torch.randn(8)) == "torch"  # the cached decision applies
