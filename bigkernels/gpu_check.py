@@ -10,9 +10,10 @@ GPU for a few minutes should run, in one call, with its output in OUTDIR:
 
 Each step runs in a fresh process (a rebuilt _C is loaded by the next one),
 logs to OUTDIR/<step>.log, and the summary goes to OUTDIR/gpu_check.json.
-Budget on an H100, well under 10 minutes: build ~4 min for one arch, bench
---quick ~3 min; the per-step timeouts below stop a hung step. On a machine
-without a GPU it says so, runs the CPU selftest, and exits 2."""
+The aim is well under 10 minutes on an H100 (building one arch only, bench
+--quick); not yet timed on a GPU. The per-step timeouts below stop a hung
+step, not a slow run. On a machine without a GPU it says so, runs the CPU
+selftest, and exits 2."""
 import json
 import os
 import subprocess

@@ -127,3 +127,11 @@ def test_committed_table_covers_every_declared_config():
     missing = sorted(f"{n}@sm_{a}" for n in declared for a in (80, 90) if (n, f"sm_{a}") not in have)
     assert not missing, f"not in the committed table (rerun python benchmarks/triton_aot.py): {missing[:10]}"
     assert "bias_act_bf16_gelu_b_r_fwd" in render_table(rows)
+
+
+def test_aligned_defaults_to_pointers_and_is_validated():
+    good = dict(name="k", kernel=None, signature={"a": "*fp32", "n": "i32", "B": "constexpr"}, constexprs={"B": 4})
+    assert registry.validate(good, "m")["aligned"] == ["a"]
+    assert registry.validate({**good, "aligned": ["a", "n"]}, "m")["aligned"] == ["a", "n"]
+    with pytest.raises(ValueError, match="aligned names non-runtime arguments \\['B'\\]"):
+        registry.validate({**good, "aligned": ["B"]}, "m")

@@ -12,6 +12,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+from .registry import aligned_args
+
 TARGETS = (80, 90)
 # Largest shared memory one block may use (opt-in), bytes: A100 163 KB,
 # sm_86/89 99 KB, H100 227 KB (CUDA C Programming Guide, compute capabilities table).
@@ -51,12 +53,15 @@ def compile_config(config, arch):
     from triton.compiler import ASTSource
 
     start = time.perf_counter()
-    result = CompileResult(config["name"], config["module"], arch, config["num_warps"], config["num_stages"], 0.0)
+    result = CompileResult(config["name"], config.get("module", ""), arch, config.get("num_warps", 4),
+                           config.get("num_stages", 3), 0.0)
     try:
         _check_real_triton(config["kernel"], config["name"])
-        src = ASTSource(config["kernel"], dict(config["signature"]), dict(config["constexprs"]))
+        names = list(config["signature"])
+        attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned_args(config)}
+        src = ASTSource(config["kernel"], dict(config["signature"]), dict(config["constexprs"]), attrs)
         compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                                  options={"num_warps": config["num_warps"], "num_stages": config["num_stages"]})
+                                  options={"num_warps": result.num_warps, "num_stages": result.num_stages})
         result.shared = int(compiled.metadata.shared)
         result.cubin = compiled.asm["cubin"]
         limit = MAX_SHARED.get(arch)

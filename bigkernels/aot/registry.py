@@ -3,7 +3,16 @@ import importlib
 import pkgutil
 
 REQUIRED = ("name", "kernel", "signature", "constexprs")
-OPTIONAL = {"num_warps": 4, "num_stages": 3, "pinned": False}
+# `aligned`: arguments the launch specialises as divisible by 16 (Triton's
+# "D" specialization: 16-byte-aligned pointers, ints that are multiples of 16);
+# None means every pointer, as for freshly allocated torch tensors. It changes
+# the code (128-bit vector loads), so the table must match what launches.
+OPTIONAL = {"num_warps": 4, "num_stages": 3, "pinned": False, "aligned": None}
+
+
+def aligned_args(config):
+    aligned = config.get("aligned")
+    return list(aligned) if aligned is not None else [k for k, v in config["signature"].items() if v.startswith("*")]
 
 
 def validate(entry, module):
@@ -19,7 +28,12 @@ def validate(entry, module):
     if absent:
         raise ValueError(f"{module}.AOT_CONFIGS[{entry['name']}]: constexprs {absent} are not 'constexpr' "
                          "in the signature")
-    return {**OPTIONAL, **entry, "module": module}
+    config = {**OPTIONAL, **entry, "module": module}
+    config["aligned"] = aligned_args(config)
+    unknown_args = [k for k in config["aligned"] if k not in sig or sig[k] == "constexpr"]
+    if unknown_args:
+        raise ValueError(f"{module}.AOT_CONFIGS[{entry['name']}]: aligned names non-runtime arguments {unknown_args}")
+    return config
 
 
 def discover(*, pinned_only=False, package="bigkernels.triton"):

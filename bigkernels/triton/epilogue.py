@@ -75,7 +75,7 @@ def bias_act_backward_triton(grad_y: torch.Tensor, x: torch.Tensor, bias: Option
 
 # AOT configs (bigkernels/aot): the kernel as launched above (BLOCK 1024, the
 # default 4 warps / 3 stages), for the signature Triton specialises a typical
-# call to (32-bit sizes). Pinned: fp32/fp16/bf16 x {relu, silu, gelu} x fwd/bwd
+# call to (32-bit sizes, aligned). Pinned: fp32/fp16/bf16 x {relu, silu, gelu} x fwd/bwd
 # with bias and residual (18 configs, compiled in CI for sm_80 and sm_90);
 # the committed script compiles every activation and optional-input variant.
 _ACT_CODES = {"none": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "silu": 4, "gelu": 5, "gelu_tanh": 6,
@@ -99,6 +99,9 @@ def _aot_configs():
                         kernel=_bias_act_kernel, signature=signature,
                         constexprs={"ACT": code, "HAS_BIAS": has_bias, "HAS_RES": has_res, "BACKWARD": backward,
                                     "BLOCK": BLOCK},
+                        # 16-aligned tensors and numel % 16 == 0, as Triton specialises the usual
+                        # launch: 128-bit loads/stores (11 LDG/STG instead of 32 at BLOCK 1024, bf16)
+                        aligned=[*ptrs, "numel"],
                         num_warps=4, num_stages=3, pinned=act in _PINNED_ACTS and has_bias and has_res))
     return configs
 
