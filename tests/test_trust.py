@@ -207,3 +207,12 @@ def test_nothing_runs_during_cuda_graph_capture(toy, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(trust, "run", lambda *a: pytest.fail("self-test during capture"))
         assert _select(torch.randn(8)) == "torch"  # the cached decision applies
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode], ids=["no_grad", "inference_mode"])
+def test_selftest_runs_with_gradients_whatever_the_callers_mode(toy, monkeypatch, context):
+    monkeypatch.setenv("BIGKERNELS_AUTOTUNE", "0")
+    with context(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a self-test broken by the caller's mode would warn and fall back
+        assert _select(torch.randn(8)) == "triton"
+    assert list(trust._DECISIONS.values()) == [None]
