@@ -1,4 +1,4 @@
-"""Command line: python -m bigkernels {info,bench,selftest}."""
+"""Command line: python -m bigkernels {info,bench,selftest,gpu-check}."""
 import argparse
 import json
 import sys
@@ -24,6 +24,12 @@ def _selftest(args):
     return selftest.main(args)
 
 
+def _gpu_check(args):
+    from . import gpu_check
+
+    return gpu_check.main(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bigkernels")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +45,10 @@ def main(argv=None):
     p = sub.add_parser("selftest", help="check every kernel on this device against the reference")
     p.add_argument("--json", default=None, help="write the results to this file")
     p.set_defaults(func=_selftest)
+    p = sub.add_parser("gpu-check", help="on a GPU machine: build if needed, selftest, gpu tests, bench -> OUTDIR")
+    p.add_argument("outdir", help="folder for logs, JSON results and plots")
+    p.add_argument("--full", action="store_true", help="the full benchmark suite instead of --quick")
+    p.set_defaults(func=_gpu_check)
     args = parser.parse_args(argv)
     return args.func(args)
 
