@@ -13,6 +13,10 @@ def _info(args):
 
 
 def _bench(args):
+    if args.static:
+        from .bench import static
+
+        return static.main()
     from .bench import runner
 
     return runner.main(args)
@@ -41,6 +45,9 @@ def main(argv=None):
     p.add_argument("--family", action="append", help="only these families (repeatable)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results or ./bench-results)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--static", action="store_true",
+                   help="show the resource tables (registers, spills, shared memory, occupancy, tensor-core "
+                        "instructions) of the CUDA kernels and Triton configs instead of timing")
     p.set_defaults(func=_bench)
     p = sub.add_parser("selftest", help="check every kernel on this device against the reference")
     p.add_argument("--json", default=None, help="write the results to this file")
