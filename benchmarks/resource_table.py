@@ -21,22 +21,13 @@ import shutil
 import subprocess
 import tempfile
 
+from bigkernels.aot.resources import WARPS_PER_SM, cuobjdump_path, occupancy
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = ("sm_80", "sm_90a")
 # Threads per block of each kernel (the cubin does not record it): used for occupancy.
 BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
-
-
-def _cuobjdump():
-    try:
-        import triton
-        path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-        if os.path.exists(path):
-            return path
-    except ImportError:
-        pass
-    return shutil.which("cuobjdump")
 
 
 def _demangle(names):
@@ -87,16 +78,6 @@ def _tensor_core_counts(cuobjdump, cubin):
     return counts
 
 
-def h100_occupancy(registers, smem, threads):
-    warps = (threads + 31) // 32
-    regs_per_warp = ((max(registers, 1) * 32 + 255) // 256) * 256
-    by_regs = (65536 // regs_per_warp) // warps
-    by_smem = (228 * 1024) // (smem + 1024)
-    by_warps = 64 // warps
-    blocks = min(32, by_regs, by_smem, by_warps)
-    return blocks, blocks * warps / 64
-
-
 def rows_for(cu, arch, cuobjdump):
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, "k.cubin")
@@ -116,7 +97,9 @@ def rows_for(cu, arch, cuobjdump):
         m = re.search(r"(\w+)\s*[<(]", name.replace("(anonymous namespace)", "anon"))
         base = m.group(1) if m else name
         threads = BLOCK_THREADS.get(base, 256)
-        blocks, occ = h100_occupancy(d["registers"], d.get("smem", 0), threads)
+        warps = (threads + 31) // 32
+        occ = occupancy(90, d["registers"], d.get("smem", 0), warps)
+        blocks = round(occ * WARPS_PER_SM) // warps
         rows.append(dict(file=os.path.relpath(cu, ROOT), arch=arch, kernel=name, registers=d["registers"],
                          spill_stores=d.get("spill_stores", 0), spill_loads=d.get("spill_loads", 0),
                          stack=d.get("stack", 0), smem=d.get("smem", 0), threads=threads,
@@ -131,7 +114,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "resource_table"))
     args = ap.parse_args()
     files = args.files or sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "**", "*.cu"), recursive=True))
-    cuobjdump = _cuobjdump()
+    cuobjdump = cuobjdump_path()
     rows = [row for cu in files for arch in ARCHS for row in rows_for(os.path.abspath(cu), arch, cuobjdump)]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".jsonl", "w") as f:
