@@ -1,5 +1,6 @@
 #include "cpu/attention/rowops.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 
@@ -12,14 +13,16 @@ namespace {
 
 // exp(x) = 2^n * e^r with n = round(x / ln2), |r| <= ln2/2, e^r by a degree-6
 // Taylor polynomial (truncation error (ln2/2)^7/7! = 1.2e-7 relative, about
-// one fp32 ulp). No calls and no branches, so the loops around it vectorise.
-// Inputs are <= 0 here (scores minus their running max); below -87.3 the
-// result would be subnormal: flush to 0, which also maps -inf (masked) to 0.
+// one fp32 ulp). No calls and no branches (rounding by adding 1.5 * 2^23, the
+// 2^n by building the exponent bits), so the loops around it vectorise: a
+// floorf or a library expf made GCC keep them scalar.
+// Below -87.3 the result would be subnormal: flush to 0, which also maps
+// -inf (masked scores) to 0.
 inline float fast_exp(float x) {
-  const bool tiny = x < -87.3f;
-  x = tiny ? -87.3f : x;
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-  const float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
+  const float xc = std::min(std::max(x, -87.3f), 88.0f);
+  const float t = xc * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const float r = xc - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
@@ -27,8 +30,9 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return tiny ? 0.0f : p * two_n;
+  // t's low mantissa bits hold n + 0x400000 (0x4B400000 is 1.5 * 2^23).
+  const float two_n = std::bit_cast<float>((std::bit_cast<int32_t>(t) - 0x4B400000 + 127) << 23);
+  return x < -87.3f ? 0.0f : p * two_n;
 }
 
 }  // namespace
