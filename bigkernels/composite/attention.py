@@ -15,6 +15,10 @@ import torch.nn.functional as F
 
 from ..reference import attention as ref
 
+# torch's own function, captured at import: bigkernels.patch_sdpa() replaces
+# F.scaled_dot_product_attention, and this backend must not call itself.
+TORCH_SDPA = F.scaled_dot_product_attention
+
 
 def _dead_rows(mask):
     """Bool (..., Sq, 1): rows of a combined mask with no visible key."""
@@ -45,8 +49,8 @@ def attention(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return
     if mask is not None:  # no data-dependent branch: torch.compile traces it whole
         dead = _dead_rows(mask)
         mask = mask | dead if mask.dtype == torch.bool else mask.masked_fill(dead, 0.0)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale,
-                                         enable_gqa=gqa)
+    out = TORCH_SDPA(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale,
+                     enable_gqa=gqa)
     if dead is not None:
         out = out.masked_fill(dead, 0.0)
     return out, None
