@@ -63,25 +63,25 @@ def test_double_backward_raises_clearly():
 
 
 def test_dropout_routes_to_torch_and_follows_torch_seed():
-    q, k, v = _qkv(grad=False)
+    q, k, v = _qkv(grad=False)  # causal: auto tries cpu first, which has no dropout
     with pytest.warns(RuntimeWarning, match="dropout"):
         torch.manual_seed(5)
-        a = attention(q, k, v, dropout_p=0.3)
+        a = attention(q, k, v, dropout_p=0.3, causal=True)
     torch.manual_seed(5)
-    b = attention(q, k, v, dropout_p=0.3)
+    b = attention(q, k, v, dropout_p=0.3, causal=True)
     torch.manual_seed(6)
-    c = attention(q, k, v, dropout_p=0.3)
+    c = attention(q, k, v, dropout_p=0.3, causal=True)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(a, c)
     # The same keep mask on the torch and reference backends (shared Philox).
     with bigkernels.use_backend("reference"):
         torch.manual_seed(5)
-        r = attention(q.double(), k.double(), v.double(), dropout_p=0.3)
+        r = attention(q.double(), k.double(), v.double(), dropout_p=0.3, causal=True)
     torch.testing.assert_close(a.double(), r, atol=1e-5, rtol=1e-5)
     # The expectation over masks is the dropout-free result (1 / (1 - p) scaling).
     with bigkernels.use_backend("torch"):
-        mean = torch.stack([attention(q, k, v, dropout_p=0.3) for _ in range(150)]).mean(0)
-    assert (mean - attention(q, k, v)).abs().mean() < 0.05
+        mean = torch.stack([attention(q, k, v, dropout_p=0.3, causal=True) for _ in range(150)]).mean(0)
+    assert (mean - attention(q, k, v, causal=True)).abs().mean() < 0.05
 
 
 def test_forced_cpu_with_dropout_raises():
@@ -93,17 +93,20 @@ def test_forced_cpu_with_dropout_raises():
 def test_mask_gradient_routes_to_torch():
     q, k, v = _qkv()
     mask = torch.randn(20, 27, requires_grad=True)
-    with pytest.warns(RuntimeWarning, match="attn_mask"):
-        y = attention(q, k, v, attn_mask=mask)
+    with pytest.warns(RuntimeWarning, match="attn_mask"):  # causal: auto tries cpu first
+        y = attention(q, k, v, attn_mask=mask, causal=True)
     y.sum().backward()
     assert mask.grad is not None and mask.grad.shape == mask.shape
 
 
-def test_autocast_runs_in_low_precision_inputs_dtype():
+@pytest.mark.parametrize("causal", [False, True])
+def test_autocast_casts_like_sdpa(causal):
+    """Under autocast, attention runs in the autocast dtype, as torch's SDPA."""
     q, k, v = _qkv(grad=False)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = attention(q.bfloat16(), k, v.bfloat16())
-    assert y.dtype == torch.float32  # promoted to the widest, as torch's pointwise rule
+        y = attention(q, k.bfloat16(), v, causal=causal)
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True, is_causal=causal)
+    assert y.dtype == expected.dtype == torch.bfloat16
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""
