@@ -21,21 +21,25 @@ def _qkv(dtype=torch.float32, hq=4, hkv=2, sq=20, skv=27, d=16, grad=True):
                  for h, s in ((hq, sq), (hkv, skv), (hkv, skv)))
 
 
-@pytest.mark.parametrize("mask", [None, "bool", "additive"])
-@pytest.mark.parametrize("causal", [False, True])
-def test_opcheck(mask, causal):
-    ensure_backend("cpu")
-    q, k, v = _qkv()
-    m = {None: None, "bool": torch.rand(20, 27) > 0.3, "additive": torch.randn(2, 1, 20, 27)}[mask]
-    torch.library.opcheck(op("attention"), (q, k, v, m, causal, 0.25, 0.0, 0, 0))
-    out, lse = op("attention")(q, k, v, m, causal, 0.25, 0.0, 0, 0)
+@pytest.mark.parametrize("variant,mask,causal", [
+    ("", None, False), ("", "bool", True), ("", "additive", False), ("", "additive", True),
+    pytest.param("_triton", "bool", True, marks=pytest.mark.triton),
+])
+def test_opcheck(variant, mask, causal):
+    ensure_backend("triton" if variant else "cpu")
+    q, k, v = _qkv(hq=2, hkv=1, sq=18, skv=20) if variant else _qkv()
+    sq, skv = q.shape[2], k.shape[2]
+    m = {None: None, "bool": torch.rand(sq, skv) > 0.3, "additive": torch.randn(2, 1, sq, skv)}[mask]
+    torch.library.opcheck(op("attention" + variant), (q, k, v, m, causal, 0.25, 0.0, 0, 0))
+    out, lse = op("attention" + variant)(q, k, v, m, causal, 0.25, 0.0, 0, 0)
     detached = [t.detach() for t in (q, k, v, out, lse)]
     g = torch.randn_like(out)
-    torch.library.opcheck(op("attention_backward"), (g, torch.randn_like(lse), *detached, m, causal, 0.25, 0.0, 0, 0))
-    torch.library.opcheck(op("attention_backward"), (g, None, *detached, m, causal, 0.25, 0.0, 0, 0))
+    bwd = op("attention_backward" + variant)
+    torch.library.opcheck(bwd, (g, torch.randn_like(lse), *detached, m, causal, 0.25, 0.0, 0, 0))
+    torch.library.opcheck(bwd, (g, None, *detached, m, causal, 0.25, 0.0, 0, 0))
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch"])
+@pytest.mark.parametrize("backend", ["cpu", "torch", pytest.param("triton", marks=pytest.mark.triton)])
 def test_compiles_without_graph_breaks(backend):
     ensure_backend(backend)
     q, k, v = _qkv()

@@ -61,6 +61,11 @@ def register_attention_autograd(forward_name, backward_name):
 
 register_attention_autograd("attention", "attention_backward")
 
+if availability.triton_installed():
+    from ..triton import attention_ops as _triton_attention  # noqa: F401  (defines the _triton ops)
+
+    register_attention_autograd("attention_triton", "attention_backward_triton")
+
 
 def kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
     """What the C++ kernels cannot serve (the router falls back to `torch`)."""
@@ -69,6 +74,14 @@ def kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, 
     if attn_mask is not None and attn_mask.requires_grad and torch.is_grad_enabled():
         return "the gradient with respect to attn_mask needs the (Sq, Skv) score gradient"
     return None
+
+
+def _triton_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
+    if q.dtype == torch.float64:
+        return "the triton kernels compute in fp32: float64 is served by cpu/torch"
+    if q.shape[3] > 256:
+        return f"the triton kernels take head dims up to 256, got {q.shape[3]}"
+    return kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse)
 
 
 def _torch_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
@@ -84,6 +97,7 @@ def _native(name):
 
 
 register("attention", "cpu", kernel="bigkernels::attention", supports=kernel_supports)(_native("attention"))
+register("attention", "triton", supports=_triton_supports)(_native("attention_triton"))
 register("attention", "torch", supports=_torch_supports)(composite.attention)
 register("attention", "reference")(reference.attention)
 
