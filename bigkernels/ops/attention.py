@@ -69,8 +69,6 @@ if availability.triton_installed():
 
 def kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
     """What the C++ kernels cannot serve (the router falls back to `torch`)."""
-    if dropout_p > 0:
-        return "dropout is served by the torch backend (the kernels have none yet)"
     if attn_mask is not None and attn_mask.requires_grad and torch.is_grad_enabled():
         return "the gradient with respect to attn_mask needs the (Sq, Skv) score gradient"
     return None
@@ -81,6 +79,8 @@ def _triton_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset,
         return "the triton kernels compute in fp32: float64 is served by cpu/torch"
     if q.shape[3] > 256:
         return f"the triton kernels take head dims up to 256, got {q.shape[3]}"
+    if dropout_p > 0:
+        return "dropout is not in the triton kernels yet (cpu and torch serve it)"
     return kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse)
 
 

@@ -34,6 +34,12 @@ struct AttentionParams {
   bool causal = false;
   double scale = 1.0;
 
+  // Dropout on the probabilities (0 = none): element (b, h, i, j) is kept iff
+  // dropout_keep(seed, offset + ((b * Hq + h) * Sq + i) * Skv + j, ...)
+  // (common/attention_philox.h); kept values are scaled by 1 / (1 - p).
+  double dropout_p = 0.0;
+  uint64_t seed = 0, offset = 0;
+
   // Outputs of the forward, inputs of the backward. o has q's shape with
   // o_stride; lse is (B, Hq, Sq) contiguous, natural log of sum(exp(scaled
   // scores)); -inf for a row that sees no key (its output is 0).

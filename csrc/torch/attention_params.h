@@ -75,6 +75,13 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
   return p;
 }
 
+inline void set_dropout(AttentionParams& p, double dropout_p, int64_t seed, int64_t offset) {
+  TORCH_CHECK(seed >= 0 && offset >= 0, "bigkernels: dropout seed and offset must be non-negative");
+  p.dropout_p = dropout_p;
+  p.seed = uint64_t(seed);
+  p.offset = uint64_t(offset);
+}
+
 // The mask broadcast to (B, Hq, Sq, Skv) as a view, additive masks converted
 // to the compute type before broadcasting (so nothing is materialised).
 inline std::optional<at::Tensor> attention_mask(const std::optional<at::Tensor>& mask, const at::Tensor& q,

@@ -56,7 +56,8 @@ void backward(const AttentionParams& p) {
   const int64_t part_stride[3] = {p.heads_q * p.seqlen_q * D, p.seqlen_q * D, D};
 
   at::parallel_for(0, owners * chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> P(BM * BN), dP(BM * BN), dk(BN * D), dv(BN * D);
+    const bool drop = p.dropout_p > 0;
+    std::vector<T> P(BM * BN), dP(BM * BN), dk(BN * D), dv(BN * D), Z(drop ? BM * BN : 0), PZ(drop ? BM * BN : 0);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t chunk = t % chunks, hk = (t / chunks) % p.heads_kv, b = t / (chunks * p.heads_kv);
       void* dq_base = chunks > 1 ? static_cast<void*>(dq_parts.data() + chunk * dq_numel) : p.dq;
@@ -87,9 +88,17 @@ void backward(const AttentionParams& p) {
                 rowops::exp_sub(s, cols, lse[r]);
               }
             }
+            // With dropout (Z = keep / (1 - p)): dV += (P Z)^T dO;  dP = (dO V^T) Z.
             // dV += P^T dO;  dP = dO V^T;  dS = P (dP - delta)
-            rm_gemm(true, false, cols, D, rows, T(1), P.data(), BN, g, p.do_stride[2], T(1), dv.data(), D);
+            if (drop) {
+              dropout_tile<T>(p, Z.data(), BN, b, h, i0, rows, j0, cols);
+              for (int64_t x = 0; x < rows * BN; ++x) PZ[x] = P[x] * Z[x];
+            }
+            rm_gemm(true, false, cols, D, rows, T(1), drop ? PZ.data() : P.data(), BN, g, p.do_stride[2], T(1),
+                    dv.data(), D);
             rm_gemm(false, true, rows, cols, D, T(1), g, p.do_stride[2], v, p.v_stride[2], T(0), dP.data(), BN);
+            if (drop)
+              for (int64_t x = 0; x < rows * BN; ++x) dP[x] *= Z[x];
             for (int64_t r = 0; r < rows; ++r) rowops::softmax_grad(P.data() + r * BN, dP.data() + r * BN, cols, dl[r]);
             // dQ += scale dS K;  dK += scale dS^T Q
             T* dq = at3<T>(dq_base, dq_stride, b, h, i0);

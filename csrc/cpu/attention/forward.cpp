@@ -26,7 +26,7 @@ void forward(const AttentionParams& p) {
   const int64_t q_blocks = (p.seqlen_q + BM - 1) / BM;
   const int64_t tasks = p.batch * p.heads_q * q_blocks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> S(BM * BN), acc(BM * D), m(BM), l(BM);
+    std::vector<T> S(BM * BN), acc(BM * D), m(BM), l(BM), Z(p.dropout_p > 0 ? BM * BN : 0);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t qb = t % q_blocks, h = (t / q_blocks) % p.heads_q, b = t / (q_blocks * p.heads_q);
       const int64_t hk = h / group, i0 = qb * BM, rows = std::min(BM, p.seqlen_q - i0);
@@ -53,6 +53,11 @@ void forward(const AttentionParams& p) {
           l[r] = l[r] * alpha + rowops::exp_sub_sum(s, cols, m_new);
           if (alpha != T(1)) rowops::scale(acc.data() + r * D, D, alpha);
           m[r] = m_new;
+        }
+        if (p.dropout_p > 0) {  // the normaliser l keeps the undropped P
+          dropout_tile<T>(p, Z.data(), BN, b, h, i0, rows, j0, cols);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c) S[r * BN + c] *= Z[r * BN + c];
         }
         rm_gemm(false, false, rows, D, cols, T(1), S.data(), BN, v, p.v_stride[2], T(1), acc.data(), D);
       }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/attention_params.h"
+#include "common/attention_philox.h"
 
 namespace bk {
 namespace cpu {
@@ -53,6 +54,18 @@ inline void mask_tile(const AttentionParams& p, T* S, int64_t ld, int64_t b, int
 // limit of its first row (rows further down see more).
 inline bool tile_needs_mask(const AttentionParams& p, int64_t i0, int64_t j0, int64_t cols) {
   return p.mask_kind != AttnMask::None || (p.causal && j0 + cols > causal_end(p, i0));
+}
+
+// Z[r][c] = 1 / (1 - p) where element (query i0 + r, key j0 + c) is kept, else 0.
+template <typename T>
+inline void dropout_tile(const AttentionParams& p, T* Z, int64_t ld, int64_t b, int64_t h, int64_t i0, int64_t rows,
+                         int64_t j0, int64_t cols) {
+  const T kept = T(1) / T(1 - p.dropout_p);
+  const int64_t threshold = dropout_threshold(p.dropout_p);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t row = p.offset + uint64_t(((b * p.heads_q + h) * p.seqlen_q + i0 + r) * p.seqlen_kv + j0);
+    for (int64_t c = 0; c < cols; ++c) Z[r * ld + c] = dropout_keep(p.seed, row + c, threshold) ? kept : T(0);
+  }
 }
 
 }  // namespace cpu
