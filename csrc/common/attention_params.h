@@ -59,6 +59,16 @@ struct AttentionParams {
   void* dv = nullptr;
   int64_t dv_stride[3] = {0, 0, 0};
 
+  // Per-sequence lengths (else every sequence has seqlen_q / seqlen_kv):
+  // varlen: packed (total, H, D) tensors, sequence b spans rows
+  // [cu_seqlens_q[b], cu_seqlens_q[b + 1]) (batch strides 0, seqlen_q/kv = the
+  // maximum lengths, lse (Hq, total_q)); decode: seqused_k[b] keys of a
+  // (B, Hkv, S_max, D) cache are valid. Masks and dropout are dense-only.
+  const int64_t* cu_seqlens_q = nullptr;
+  const int64_t* cu_seqlens_k = nullptr;
+  const int64_t* seqused_k = nullptr;
+  int64_t total_q = 0;
+
   // Compute type: false = float32 (fp16/bf16 inputs are converted to it by the
   // glue), true = float64. Tile sizes are chosen by the glue.
   bool fp64 = false;
