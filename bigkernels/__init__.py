@@ -3,5 +3,6 @@ from ._version import __version__
 from . import ops
 from . import backends
 from .backends import BackendError, use_backend
+from .ops.attention_sdpa import patch_sdpa
 
-__all__ = ["BackendError", "__version__", "backends", "ops", "use_backend"]
+__all__ = ["BackendError", "__version__", "backends", "ops", "patch_sdpa", "use_backend"]
