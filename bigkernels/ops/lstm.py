@@ -49,13 +49,14 @@ def _register_autograd(forward_name, backward_name):
         x_proj, h0, c0, w_hh, w_hr, reverse, train = inputs
         y, _, _, gates, cs = output
         ctx.mark_non_differentiable(gates, cs)
-        ctx.save_for_backward(h0, c0, w_hh, w_hr, y, gates, cs)
+        # Without the workspace (train=False), backward recomputes it from x_proj.
+        ctx.save_for_backward(h0, c0, w_hh, w_hr, y, gates, cs, None if train else x_proj)
         ctx.reverse = reverse
 
     def backward(ctx, grad_y, grad_hT, grad_cT, _grad_gates, _grad_cs):
-        h0, c0, w_hh, w_hr, y, gates, cs = ctx.saved_tensors
-        if gates.shape[0] != y.shape[0]:
-            raise RuntimeError("bigkernels.ops.lstm_layer: backward needs a forward run with train=True")
+        h0, c0, w_hh, w_hr, y, gates, cs, x_proj = ctx.saved_tensors
+        if x_proj is not None:
+            y, _, _, gates, cs = op(forward_name)(x_proj, h0, c0, w_hh, w_hr, ctx.reverse, True)
         dx, dh0, dc0, dw, dwr = op(backward_name)(grad_y.contiguous(), grad_hT.contiguous(), grad_cT.contiguous(),
                                                   h0, c0, w_hh, w_hr, y, gates, cs, ctx.reverse)
         return dx, dh0, dc0, dw, (dwr if w_hr is not None else None), None, None
