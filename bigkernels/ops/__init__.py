@@ -2,12 +2,15 @@
 the C++ kernels (bigkernels._C) that implement them."""
 from . import epilogue
 from .epilogue import bias_act
-from . import lstm
-from .lstm import lstm_layer
+from . import gru, lstm, rnn
+from .gru import gru_cell, gru_layer
+from .lstm import lstm_cell, lstm_layer
+from .rnn import rnn_cell, rnn_layer
 from .. import _native
 from ..backends import router as _router
 
 _native.load()
 _router.refresh()
 
-__all__ = ["bias_act", "epilogue", "lstm", "lstm_layer"]
+__all__ = ["bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn",
+           "rnn_cell", "rnn_layer"]

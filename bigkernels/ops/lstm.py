@@ -9,7 +9,7 @@ import torch
 from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
-from . import _checks
+from . import _rnn_checks as rc
 from ._library import define_native, op, qualname
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
@@ -88,11 +88,6 @@ register("lstm_layer", "reference")(reference.lstm_layer)
 set_auto_order("lstm_layer", "cpu", ("cpu", "torch"))
 
 
-def _shape(t, expected, name, what):
-    if tuple(t.shape) != tuple(expected):
-        raise ValueError(f"{name} must have shape {list(expected)} ({what}), got {list(t.shape)}")
-
-
 def lstm_layer(x_proj, h0, c0, w_hh, *, w_hr=None, reverse=False):
     """One LSTM layer over a whole sequence, from the precomputed input projection.
 
@@ -100,28 +95,40 @@ def lstm_layer(x_proj, h0, c0, w_hh, *, w_hr=None, reverse=False):
     h0: [B, P]; c0: [B, H]; w_hh: [4H, P]; w_hr: [P, H] (LSTM with projection,
     P = proj_size) or None (P = H); reverse: process t = T-1 .. 0.
     Returns (y [T, B, P], h_T [B, P], c_T [B, H]); differentiable in every tensor."""
-    for t, name in ((x_proj, "x_proj"), (h0, "h0"), (c0, "c0"), (w_hh, "w_hh")):
-        _checks.tensor(t, name)
-    if w_hr is not None:
-        _checks.tensor(w_hr, "w_hr")
-    if not isinstance(reverse, bool):
-        raise TypeError(f"reverse must be a bool, got {type(reverse).__name__}")
-    if x_proj.dim() != 3 or x_proj.shape[2] % 4:
-        raise ValueError(f"x_proj must have shape [T, B, 4*hidden_size], got {list(x_proj.shape)}")
-    T, B, G = x_proj.shape
-    H = G // 4
+    dtype = rc.tensors([(x_proj, "x_proj"), (h0, "h0"), (c0, "c0"), (w_hh, "w_hh"), (w_hr, "w_hr")], ("w_hr",))
+    rc.flag(reverse, "reverse")
+    T, B, H = rc.seq(x_proj, 4)
     P = H if w_hr is None else w_hr.shape[0]
     if w_hr is not None:
-        _shape(w_hr, (w_hr.shape[0], H), "w_hr", "[proj_size, hidden_size]")
+        rc.shape(w_hr, (w_hr.shape[0], H), "w_hr", "[proj_size, hidden_size]")
         if not 0 < P < H:
             raise ValueError(f"w_hr must have 0 < proj_size < hidden_size={H} rows, got {P}")
-    _shape(h0, (B, P), "h0", "[batch, proj_size or hidden_size]")
-    _shape(c0, (B, H), "c0", "[batch, hidden_size]")
-    _shape(w_hh, (G, P), "w_hh", "[4*hidden_size, proj_size or hidden_size]")
-    for t, name in ((h0, "h0"), (c0, "c0"), (w_hh, "w_hh"), (w_hr, "w_hr")):
-        if t is not None:
-            _checks.same_device(x_proj, "x_proj", t, name)
-    dtype = _checks.common_dtype((x_proj, h0, c0, w_hh, w_hr), ("x_proj", "h0", "c0", "w_hh", "w_hr"))
-    x_proj, h0, c0, w_hh = (t.to(dtype).contiguous() for t in (x_proj, h0, c0, w_hh))
-    w_hr = None if w_hr is None else w_hr.to(dtype).contiguous()
+    rc.shape(h0, (B, P), "h0", "[batch, proj_size or hidden_size]")
+    rc.shape(c0, (B, H), "c0", "[batch, hidden_size]")
+    rc.shape(w_hh, (4 * H, P), "w_hh", "[4*hidden_size, proj_size or hidden_size]")
+    x_proj, h0, c0, w_hh, w_hr = rc.cast(dtype, x_proj, h0, c0, w_hh, w_hr)
     return dispatch("lstm_layer", x_proj.device.type, x_proj, h0, c0, w_hh, w_hr, reverse)
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM step, torch.nn.LSTMCell's equations: x [B, I] (or [I]), h and c
+    [B, H] (or [H]), w_ih [4H, I], w_hh [4H, H], biases [4H] or None.
+    Returns (h', c'). The input GEMM (with both biases) runs first, then the
+    recurrent GEMM and the fused gates as a one-step lstm_layer."""
+    named = [(x, "x"), (h, "h"), (c, "c"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
+    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    batched = x.dim() == 2
+    x2 = rc.cell_input(x, w_ih, 4)
+    H = w_ih.shape[0] // 4
+    for t, name in ((h, "h"), (c, "c")):
+        rc.shape(t, (x2.shape[0], H) if batched else (H,), name, "[batch, hidden_size] like x")
+    rc.shape(w_hh, (4 * H, H), "w_hh", "[4*hidden_size, hidden_size]")
+    for b, name in ((b_ih, "b_ih"), (b_hh, "b_hh")):
+        if b is not None:
+            rc.shape(b, (4 * H,), name, "[4*hidden_size]")
+    x2, h, c, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, c, w_ih, w_hh, b_ih, b_hh)
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0)
+    h2, c2 = (h, c) if batched else (h.unsqueeze(0), c.unsqueeze(0))
+    _, h1, c1 = dispatch("lstm_layer", x_proj.device.type, x_proj.contiguous(), h2, c2, w_hh, None, False)
+    return (h1, c1) if batched else (h1.squeeze(0), c1.squeeze(0))

@@ -11,3 +11,13 @@ def _f64(t):
 def lstm_layer(x_proj, h0, c0, w_hh, w_hr, reverse):
     out = composite.lstm_layer(_f64(x_proj), _f64(h0), _f64(c0), _f64(w_hh), _f64(w_hr), reverse)
     return tuple(t.to(x_proj.dtype) for t in out)
+
+
+def gru_layer(x_proj, h0, w_hh, b_hh, reverse):
+    out = composite.gru_layer(_f64(x_proj), _f64(h0), _f64(w_hh), _f64(b_hh), reverse)
+    return tuple(t.to(x_proj.dtype) for t in out)
+
+
+def rnn_layer(x_proj, h0, w_hh, nonlinearity, reverse):
+    out = composite.rnn_layer(_f64(x_proj), _f64(h0), _f64(w_hh), nonlinearity, reverse)
+    return tuple(t.to(x_proj.dtype) for t in out)
