@@ -18,29 +18,16 @@ from .. import ops
 class _Recurrent(nn.RNNBase):
     _states = 1  # LSTM: 2 (h, c)
 
-    def _layer(self, inp, states, layer, suffix, reverse):
-        raise NotImplementedError
-
     def _state_sizes(self):
         out = self.proj_size if self.proj_size > 0 else self.hidden_size
         return (out, self.hidden_size)[: self._states]
 
     def _run(self, x, states):
         """x [T, B, I]; states: tuple of [L*D, B, *]. Returns y, new states."""
-        D = 2 if self.bidirectional else 1
-        inp, finals = x, [[] for _ in states]
-        for layer in range(self.num_layers):
-            ys = []
-            for d in range(D):
-                k = layer * D + d
-                y, st = self._layer(inp, [s[k] for s in states], layer, "_reverse" if d else "", d == 1)
-                ys.append(y)
-                for acc, s in zip(finals, st):
-                    acc.append(s)
-            inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                inp = F.dropout(inp, self.dropout, True)
-        return inp, tuple(torch.stack(acc) for acc in finals)
+        weights = [getattr(self, name) for name in self._flat_weights_names]
+        return ops.rnn_stack(self.mode, x, states, weights, has_biases=self.bias, num_layers=self.num_layers,
+                             dropout=self.dropout, train=self.training, bidirectional=self.bidirectional,
+                             proj=self.proj_size > 0)
 
     def _check_states(self, hx, batch, batched):
         D = 2 if self.bidirectional else 1
@@ -111,41 +98,25 @@ class _Recurrent(nn.RNNBase):
 
 
 class LSTM(_Recurrent):
-    """torch.nn.LSTM's contract on bigkernels.ops.lstm_layer."""
+    """torch.nn.LSTM's contract on bigkernels.ops.rnn_stack (lstm_layer per layer)."""
 
     _states = 2
 
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
 
-    def _layer(self, inp, states, layer, sfx, reverse):
-        w_ih = getattr(self, f"weight_ih_l{layer}{sfx}")
-        bias = getattr(self, f"bias_ih_l{layer}{sfx}") + getattr(self, f"bias_hh_l{layer}{sfx}") if self.bias else None
-        w_hr = getattr(self, f"weight_hr_l{layer}{sfx}") if self.proj_size > 0 else None
-        x_proj = F.linear(inp, w_ih, bias)
-        y, h, c = ops.lstm_layer(x_proj, states[0], states[1], getattr(self, f"weight_hh_l{layer}{sfx}"), w_hr=w_hr,
-                                 reverse=reverse)
-        return y, (h, c)
-
 
 class GRU(_Recurrent):
-    """torch.nn.GRU's contract on bigkernels.ops.gru_layer."""
+    """torch.nn.GRU's contract on bigkernels.ops.rnn_stack (gru_layer per layer)."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         super().__init__("GRU", *args, **kwargs)
 
-    def _layer(self, inp, states, layer, sfx, reverse):
-        b_ih = getattr(self, f"bias_ih_l{layer}{sfx}") if self.bias else None
-        b_hh = getattr(self, f"bias_hh_l{layer}{sfx}") if self.bias else None
-        x_proj = F.linear(inp, getattr(self, f"weight_ih_l{layer}{sfx}"), b_ih)
-        y, h = ops.gru_layer(x_proj, states[0], getattr(self, f"weight_hh_l{layer}{sfx}"), b_hh, reverse=reverse)
-        return y, (h,)
-
 
 class RNN(_Recurrent):
-    """torch.nn.RNN's contract (tanh or relu) on bigkernels.ops.rnn_layer."""
+    """torch.nn.RNN's contract (tanh or relu) on bigkernels.ops.rnn_stack (rnn_layer per layer)."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
@@ -160,9 +131,3 @@ class RNN(_Recurrent):
             raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(modes[self.nonlinearity], *args, **kwargs)
 
-    def _layer(self, inp, states, layer, sfx, reverse):
-        bias = getattr(self, f"bias_ih_l{layer}{sfx}") + getattr(self, f"bias_hh_l{layer}{sfx}") if self.bias else None
-        x_proj = F.linear(inp, getattr(self, f"weight_ih_l{layer}{sfx}"), bias)
-        y, h = ops.rnn_layer(x_proj, states[0], getattr(self, f"weight_hh_l{layer}{sfx}"),
-                             nonlinearity=self.nonlinearity, reverse=reverse)
-        return y, (h,)

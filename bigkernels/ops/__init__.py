@@ -2,10 +2,11 @@
 the C++ kernels (bigkernels._C) that implement them."""
 from . import epilogue
 from .epilogue import bias_act
-from . import gru, lstm, rnn
+from . import gru, lstm, rnn, rnn_stack
 from .gru import gru_cell, gru_layer
 from .lstm import lstm_cell, lstm_layer
 from .rnn import rnn_cell, rnn_layer
+from .rnn_stack import rnn_stack
 from .. import _native
 from ..backends import router as _router
 
@@ -13,4 +14,4 @@ _native.load()
 _router.refresh()
 
 __all__ = ["bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn",
-           "rnn_cell", "rnn_layer"]
+           "rnn_cell", "rnn_layer", "rnn_stack"]
