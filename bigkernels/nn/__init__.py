@@ -3,3 +3,4 @@ torch checkpoints load both ways. Modules know nothing of backends: they call
 bigkernels.ops, and the router picks the backend."""
 from .rnn import GRU, LSTM, RNN  # noqa: E402
 from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .layernorm_lstm import LayerNormLSTM  # noqa: E402

@@ -2,8 +2,9 @@
 the C++ kernels (bigkernels._C) that implement them."""
 from . import epilogue
 from .epilogue import bias_act
-from . import gru, lstm, rnn, rnn_stack
+from . import gru, layernorm_lstm, lstm, rnn, rnn_stack
 from .gru import gru_cell, gru_layer
+from .layernorm_lstm import layernorm_lstm_layer
 from .lstm import lstm_cell, lstm_layer
 from .rnn import rnn_cell, rnn_layer
 from .rnn_stack import rnn_stack
@@ -13,5 +14,5 @@ from ..backends import router as _router
 _native.load()
 _router.refresh()
 
-__all__ = ["bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn",
-           "rnn_cell", "rnn_layer", "rnn_stack"]
+__all__ = ["bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "layernorm_lstm", "layernorm_lstm_layer", "lstm",
+           "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack"]
