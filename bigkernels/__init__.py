@@ -3,5 +3,6 @@ from ._version import __version__
 from . import ops
 from . import backends
 from .backends import BackendError, use_backend
+from .swap import SwapReport, swap, unswap
 
-__all__ = ["BackendError", "__version__", "backends", "ops", "use_backend"]
+__all__ = ["BackendError", "__version__", "backends", "ops", "use_backend", "SwapReport", "swap", "unswap"]
