@@ -1,4 +1,4 @@
-"""Command line: python -m bigkernels {info,bench,selftest}."""
+"""Command line: python -m bigkernels {info,bench,selftest,train}."""
 import argparse
 import json
 import sys
@@ -24,6 +24,15 @@ def _selftest(args):
     return selftest.main(args)
 
 
+def _train(args):
+    from . import train
+
+    try:
+        return train.run(args)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bigkernels")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +48,11 @@ def main(argv=None):
     p = sub.add_parser("selftest", help="check every kernel on this device against the reference")
     p.add_argument("--json", default=None, help="write the results to this file")
     p.set_defaults(func=_selftest)
+    p = sub.add_parser("train", help="train a bigkernels model on offline data; prints one JSON line")
+    from .train import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_train, parser=p)
     args = parser.parse_args(argv)
     return args.func(args)
 
