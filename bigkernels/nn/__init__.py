@@ -1,3 +1,4 @@
 """Drop-in modules: torch's constructors, parameter names and forwards, so
 torch checkpoints load both ways. Modules know nothing of backends: they call
 bigkernels.ops, and the router picks the backend."""
+from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer  # noqa: F401

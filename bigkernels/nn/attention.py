@@ -1,0 +1,139 @@
+"""Drop-in attention modules over bigkernels.ops.attention.
+
+MultiheadAttention subclasses torch.nn.MultiheadAttention: the constructor,
+parameters (in_proj_weight or q/k/v_proj_weight, in_proj_bias, out_proj,
+bias_k, bias_v) and state_dict are torch's own, so checkpoints load both ways
+and isinstance checks hold. forward follows torch's semantics (masks: bool
+True = NOT allowed, or float added; batch_first; unbatched inputs;
+add_bias_kv; add_zero_attn; is_causal hint) and runs the fused op.
+need_weights=True needs the (L, S) weights, which a fused kernel never forms:
+it is served by torch's own implementation (the reference path).
+
+The Transformer layers are torch's, with their attention modules replaced by
+ours (a class swap: same parameters, same initialisation) and, for the
+encoder, without torch's fused fast path (which would bypass our attention)."""
+import torch
+import torch.nn.functional as F
+
+from ..ops import attention as _attention_op
+
+
+def _float_mask(mask, dtype):
+    """torch's MHA mask convention -> additive float (bool True = masked)."""
+    if mask is None or mask.is_floating_point():
+        return None if mask is None else mask.to(dtype)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+
+
+def _keep_mask(mask):
+    """Bool True = masked (torch MHA) -> bool True = attend (our op)."""
+    return ~mask
+
+
+class MultiheadAttention(torch.nn.MultiheadAttention):
+    __doc__ = torch.nn.MultiheadAttention.__doc__
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if need_weights:
+            return super().forward(query, key, value, key_padding_mask=key_padding_mask, need_weights=True,
+                                   attn_mask=attn_mask, average_attn_weights=average_attn_weights,
+                                   is_causal=is_causal)
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint (torch.nn.MultiheadAttention's rule)")
+        unbatched = query.dim() == 2
+        if unbatched:
+            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+        elif self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        out = self._attend(query, key, value, key_padding_mask, attn_mask, is_causal)
+        if self.batch_first and not unbatched:
+            out = out.transpose(0, 1)
+        return (out.squeeze(1) if unbatched else out), None
+
+    def _project(self, query, key, value):
+        e = self.embed_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        bq, bk, bv = (None, None, None) if b is None else b.split(e)
+        if self._qkv_same_embed_dim:
+            wq, wk, wv = w.split(e)
+        else:
+            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+
+    def _attend(self, query, key, value, key_padding_mask, attn_mask, is_causal):
+        """(L, N, E) inputs -> (L, N, E) output."""
+        tgt_len, bsz, _ = query.shape
+        heads, hd = self.num_heads, self.head_dim
+        q, k, v = self._project(query, key, value)
+        if self.bias_k is not None:  # one learned key/value appended to every sequence
+            k = torch.cat([k, self.bias_k.expand(1, bsz, -1)])
+            v = torch.cat([v, self.bias_v.expand(1, bsz, -1)])
+            attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
+            key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
+        # (S, N, E) -> (N, H, S, hd): a view, the op reads these strides in place
+        q, k, v = (t.view(t.shape[0], bsz, heads, hd).permute(1, 2, 0, 3) for t in (q, k, v))
+        if self.add_zero_attn:
+            zeros = k.new_zeros(bsz, heads, 1, hd)
+            k, v = torch.cat([k, zeros], 2), torch.cat([v, zeros], 2)
+            attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
+            key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
+        src_len = k.shape[2]
+        causal = bool(is_causal) and key_padding_mask is None and tgt_len == src_len
+        mask = None if causal else self._merge_masks(attn_mask, key_padding_mask, bsz, q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        out = _attention_op(q, k, v, causal=causal, attn_mask=mask, dropout_p=dropout)
+        out = out.permute(2, 0, 1, 3).reshape(tgt_len * bsz, self.embed_dim)
+        out = F.linear(out, self.out_proj.weight, self.out_proj.bias)
+        return out.view(tgt_len, bsz, self.embed_dim)
+
+    def _merge_masks(self, attn_mask, key_padding_mask, bsz, dtype):
+        """torch's masks -> one mask broadcastable to (N, H, L, S) for our op:
+        bool (True = attend) when both are bool, else additive."""
+        if attn_mask is not None and attn_mask.dim() == 3:  # (N * H, L, S)
+            attn_mask = attn_mask.view(bsz, self.num_heads, *attn_mask.shape[1:])
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.view(bsz, 1, 1, -1)
+        masks = [m for m in (attn_mask, key_padding_mask) if m is not None]
+        if not masks:
+            return None
+        if all(m.dtype == torch.bool for m in masks):
+            keep = _keep_mask(masks[0])
+            return keep if len(masks) == 1 else keep & _keep_mask(masks[1])
+        added = _float_mask(masks[0], dtype)
+        return added if len(masks) == 1 else added + _float_mask(masks[1], dtype)
+
+
+class TransformerEncoderLayer(torch.nn.TransformerEncoderLayer):
+    __doc__ = torch.nn.TransformerEncoderLayer.__doc__
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_attn.__class__ = MultiheadAttention
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        # torch's forward minus its fused fast path (which bypasses self_attn).
+        src_key_padding_mask = F._canonical_mask(mask=src_key_padding_mask, mask_name="src_key_padding_mask",
+                                                 other_type=F._none_or_dtype(src_mask), other_name="src_mask",
+                                                 target_type=src.dtype)
+        src_mask = F._canonical_mask(mask=src_mask, mask_name="src_mask", other_type=None, other_name="",
+                                     target_type=src.dtype, check_other=False)
+        x = src
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal=is_causal)
+            x = x + self._ff_block(self.norm2(x))
+        else:
+            x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal=is_causal))
+            x = self.norm2(x + self._ff_block(x))
+        return x
+
+
+class TransformerDecoderLayer(torch.nn.TransformerDecoderLayer):
+    __doc__ = torch.nn.TransformerDecoderLayer.__doc__
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_attn.__class__ = MultiheadAttention
+        self.multihead_attn.__class__ = MultiheadAttention

@@ -1,0 +1,177 @@
+"""Fused attention: out = softmax(scale * q k^T + mask) v, with the
+log-sum-exp, GQA, masks, bottom-right causal and dropout.
+
+Semantics (every backend): see bigkernels/reference/attention.py."""
+import math
+
+import torch
+
+from ..backends import availability, dispatch, register, set_auto_order
+from ..composite import attention as composite
+from ..reference import attention as reference
+from . import _checks, philox
+from ._library import define_native, op, qualname
+
+_FWD = ("(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, bool causal, float scale, float dropout_p, "
+        "int seed, int offset) -> (Tensor, Tensor)")
+_BWD = ("(Tensor grad_out, Tensor? grad_lse, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
+        "Tensor? attn_mask, bool causal, float scale, float dropout_p, int seed, int offset) "
+        "-> (Tensor, Tensor, Tensor)")
+
+
+def _lse_dtype(q):
+    return torch.float64 if q.dtype == torch.float64 else torch.float32
+
+
+def _fake_forward(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset):
+    return torch.empty_like(q, memory_format=torch.contiguous_format), q.new_empty(q.shape[:3], dtype=_lse_dtype(q))
+
+
+def _fake_backward(grad_out, grad_lse, q, k, v, out, lse, attn_mask, causal, scale, dropout_p, seed, offset):
+    return (torch.empty_like(q, memory_format=torch.contiguous_format),
+            torch.empty_like(k, memory_format=torch.contiguous_format),
+            torch.empty_like(v, memory_format=torch.contiguous_format))
+
+
+define_native("attention", _FWD, _fake_forward)
+define_native("attention_backward", _BWD, _fake_backward)
+
+
+def register_attention_autograd(forward_name, backward_name):
+    """Autograd of a kernel variant: the backward op recomputes P from lse."""
+    def setup_context(ctx, inputs, output):
+        q, k, v, mask, causal, scale, dropout_p, seed, offset = inputs
+        out, lse = output
+        ctx.save_for_backward(q, k, v, out, lse, mask)
+        ctx.args = (causal, scale, dropout_p, seed, offset)
+
+    def backward(ctx, grad_out, grad_lse):
+        q, k, v, out, lse, mask = ctx.saved_tensors
+        dq, dk, dv = op(backward_name)(grad_out, grad_lse, q, k, v, out, lse, mask, *ctx.args)
+        return dq, dk, dv, None, None, None, None, None, None
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+
+    def double_backward(ctx, *grads):
+        raise RuntimeError("bigkernels.ops.attention: double backward is not supported; use the torch backend "
+                           "(bigkernels.use_backend('torch')) for higher-order gradients")
+
+    torch.library.register_autograd(qualname(backward_name), double_backward)
+
+
+register_attention_autograd("attention", "attention_backward")
+
+
+def kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
+    """What the C++ kernels cannot serve (the router falls back to `torch`)."""
+    if dropout_p > 0:
+        return "dropout is served by the torch backend (the kernels have none yet)"
+    if attn_mask is not None and attn_mask.requires_grad and torch.is_grad_enabled():
+        return "the gradient with respect to attn_mask needs the (Sq, Skv) score gradient"
+    return None
+
+
+def _torch_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
+    return None
+
+
+def _native(name):
+    def run(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
+        out, lse = op(name)(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset)
+        return out, (lse if return_lse else None)
+
+    return run
+
+
+register("attention", "cpu", kernel="bigkernels::attention", supports=kernel_supports)(_native("attention"))
+register("attention", "torch", supports=_torch_supports)(composite.attention)
+register("attention", "reference")(reference.attention)
+# CPU auto order from measurements (bigkernels/bench/families/attention.py,
+# docs/attention.md): set in _set_cpu_order below.
+set_auto_order("attention", "cpu", ("cpu", "torch"))
+
+
+def _check_qkv(q, k, v):
+    for t, name in ((q, "q"), (k, "k"), (v, "v")):
+        _checks.tensor(t, name)
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D ({'B, Hq, Sq, D' if name == 'q' else 'B, Hkv, Skv, D'}), "
+                             f"got shape {list(t.shape)}")
+    _checks.same_device(q, "q", k, "k")
+    _checks.same_device(q, "q", v, "v")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got k {list(k.shape)} and v {list(v.shape)}")
+    if k.shape[0] != q.shape[0]:
+        raise ValueError(f"k has batch {k.shape[0]} but q has batch {q.shape[0]}")
+    if k.shape[3] != q.shape[3]:
+        raise ValueError(f"k has head dim {k.shape[3]} but q has head dim {q.shape[3]}")
+    if k.shape[1] == 0 or q.shape[1] % k.shape[1] != 0:
+        raise ValueError(f"q's heads ({q.shape[1]}) must be a multiple of k's heads ({k.shape[1]})")
+    for size, name in ((q.shape[0], "batch (q.shape[0])"), (q.shape[1], "heads (q.shape[1])"),
+                       (q.shape[2], "q's sequence (q.shape[2])"), (k.shape[2], "k's sequence (k.shape[2])"),
+                       (q.shape[3], "head dim (q.shape[3])")):
+        if size == 0:
+            raise ValueError(f"empty input: {name} is 0")
+
+
+def _check_mask(attn_mask, q, k):
+    if attn_mask is None:
+        return None
+    if not isinstance(attn_mask, torch.Tensor):
+        raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
+    if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
+        raise TypeError(f"attn_mask must be bool (True = attend) or floating (added to the scores), "
+                        f"got {attn_mask.dtype}")
+    _checks.same_device(q, "q", attn_mask, "attn_mask")
+    target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    ok = attn_mask.dim() <= 4
+    if ok:
+        try:
+            ok = torch.broadcast_shapes(attn_mask.shape, target) == torch.Size(target)
+        except RuntimeError:
+            ok = False
+    if not ok:
+        raise ValueError(f"attn_mask of shape {list(attn_mask.shape)} is not broadcastable to (B, Hq, Sq, Skv) = "
+                         f"{list(target)}")
+    return attn_mask
+
+
+def _check_scalars(causal, scale, dropout_p, return_lse, head_dim):
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    elif not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
+    if not isinstance(dropout_p, (int, float)) or isinstance(dropout_p, bool):
+        raise TypeError(f"dropout_p must be a float, got {type(dropout_p).__name__}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    return float(scale), float(dropout_p)
+
+
+def attention(q, k, v, *, causal=False, attn_mask=None, scale=None, dropout_p=0.0, return_lse=False):
+    """Fused attention over q (B, Hq, Sq, D), k and v (B, Hkv, Skv, D).
+
+    Hq must be a multiple of Hkv (grouped-query / multi-query attention: query
+    head h uses kv head h // (Hq // Hkv), K/V are not repeated in memory).
+    causal: query i sees keys j <= i + Skv - Sq (bottom-right aligned, as
+    decoding with a KV cache needs; torch's SDPA aligns top-left).
+    attn_mask: bool (True = attend) or float (added to the scaled scores),
+    broadcastable to (B, Hq, Sq, Skv). scale defaults to 1/sqrt(D).
+    dropout_p: probability of zeroing an attention weight (torch's generator:
+    torch.manual_seed reproduces it). A row with no visible key returns 0 with
+    zero gradient. Returns out (q's shape and dtype), and with return_lse=True
+    also lse (B, Hq, Sq): the natural log of each row's softmax denominator
+    (-inf for a row with no visible key), float32 (float64 for float64 q)."""
+    _check_qkv(q, k, v)
+    attn_mask = _check_mask(attn_mask, q, k)
+    scale, dropout_p = _check_scalars(causal, scale, dropout_p, return_lse, q.shape[3])
+    dtype = _checks.common_dtype((q, k, v), ("q", "k", "v"))
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    seed = philox.draw_seed() if dropout_p > 0 else 0
+    out, lse = dispatch("attention", q.device.type, q, k, v, attn_mask, causal, scale, dropout_p, seed, 0,
+                        return_lse)
+    return (out, lse) if return_lse else out

@@ -1,0 +1,59 @@
+// What the forward and backward share: addressing, the mask and causal limit
+// applied to one tile of scores, and the causal visibility arithmetic.
+#pragma once
+#include <stdint.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "common/attention_params.h"
+
+namespace bk {
+namespace cpu {
+
+template <typename T>
+inline const T* at3(const void* base, const int64_t* stride, int64_t b, int64_t h, int64_t s) {
+  return static_cast<const T*>(base) + b * stride[0] + h * stride[1] + s * stride[2];
+}
+template <typename T>
+inline T* at3(void* base, const int64_t* stride, int64_t b, int64_t h, int64_t s) {
+  return static_cast<T*>(base) + b * stride[0] + h * stride[1] + s * stride[2];
+}
+
+// Causal, bottom-right aligned: query i sees keys j < i + 1 + (Skv - Sq).
+inline int64_t causal_end(const AttentionParams& p, int64_t i) {
+  return p.causal ? std::min(p.seqlen_kv, std::max<int64_t>(0, i + 1 + p.seqlen_kv - p.seqlen_q)) : p.seqlen_kv;
+}
+
+// Adds the mask and the causal limit to the scores S[r][c] (query i0 + r,
+// key j0 + c). The mask is read through its strides (0 where broadcast).
+template <typename T>
+inline void mask_tile(const AttentionParams& p, T* S, int64_t ld, int64_t b, int64_t h, int64_t i0, int64_t rows,
+                      int64_t j0, int64_t cols) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const int64_t* ms = p.mask_stride;
+  for (int64_t r = 0; r < rows; ++r) {
+    T* s = S + r * ld;
+    const int64_t i = i0 + r;
+    if (p.mask_kind == AttnMask::Bool) {
+      const uint8_t* m = static_cast<const uint8_t*>(p.mask) + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
+      for (int64_t c = 0; c < cols; ++c) s[c] = m[c * ms[3]] ? s[c] : kNegInf;
+    } else if (p.mask_kind == AttnMask::Additive) {
+      const T* m = static_cast<const T*>(p.mask) + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
+      for (int64_t c = 0; c < cols; ++c) s[c] += m[c * ms[3]];
+    }
+    if (p.causal) {
+      const int64_t visible = std::clamp<int64_t>(causal_end(p, i) - j0, 0, cols);
+      for (int64_t c = visible; c < cols; ++c) s[c] = kNegInf;
+    }
+  }
+}
+
+// True when the tile needs mask_tile at all: a mask, or keys past the causal
+// limit of its first row (rows further down see more).
+inline bool tile_needs_mask(const AttentionParams& p, int64_t i0, int64_t j0, int64_t cols) {
+  return p.mask_kind != AttnMask::None || (p.causal && j0 + cols > causal_end(p, i0));
+}
+
+}  // namespace cpu
+}  // namespace bk
