@@ -2,3 +2,5 @@
 torch checkpoints load both ways. Modules know nothing of backends: they call
 bigkernels.ops, and the router picks the backend."""
 from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer  # noqa: F401
+from .rnn import GRU, LSTM, RNN  # noqa: E402
+from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402

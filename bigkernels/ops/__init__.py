@@ -5,10 +5,16 @@ from .epilogue import bias_act
 # The function shadows its module as an attribute (import the module with importlib).
 from .attention import attention
 from .attention_sdpa import scaled_dot_product_attention
+from . import gru, lstm, rnn, rnn_stack
+from .gru import gru_cell, gru_layer
+from .lstm import lstm_cell, lstm_layer
+from .rnn import rnn_cell, rnn_layer
+from .rnn_stack import rnn_stack
 from .. import _native
 from ..backends import router as _router
 
 _native.load()
 _router.refresh()
 
-__all__ = ["attention", "bias_act", "epilogue", "scaled_dot_product_attention"]
+__all__ = ["attention", "bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell",
+           "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack", "scaled_dot_product_attention"]

@@ -1,0 +1,134 @@
+"""Whole-layer LSTM: the recurrence over all timesteps as one op, forward and
+backward through time (the weight gradients as large GEMMs after the loop).
+
+The input projection x W_ih^T + b_ih + b_hh is not part of the op: the caller
+computes it for every timestep as one large GEMM (bigkernels.nn.LSTM does).
+Equations and gate order (i, f, g, o) are torch's."""
+import torch
+
+from ..backends import dispatch, register, set_auto_order
+from ..composite import lstm as composite
+from ..reference import lstm as reference
+from . import _rnn_checks as rc
+from ._library import define_native, op, qualname
+
+_FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
+        "-> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+_BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor grad_cT, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, "
+        "Tensor y, Tensor gates, Tensor cs, bool reverse) -> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+
+
+def workspace_dtype(dtype):
+    """fp16/bf16 run (and save their gates and cells) in fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _fake_forward(x_proj, h0, c0, w_hh, w_hr, reverse, train):
+    T, B, G = x_proj.shape
+    H, P = c0.shape[1], h0.shape[1]
+    ws = workspace_dtype(x_proj.dtype)
+    n = T if train else 0
+    return (x_proj.new_empty(T, B, P), x_proj.new_empty(B, P), x_proj.new_empty(B, H),
+            x_proj.new_empty(n, B, G, dtype=ws), x_proj.new_empty(n, B, H, dtype=ws))
+
+
+def _fake_backward(grad_y, grad_hT, grad_cT, h0, c0, w_hh, w_hr, y, gates, cs, reverse):
+    T, B, P = grad_y.shape
+    H = c0.shape[1]
+    pr = (P, H) if w_hr is not None else (0, 0)
+    return (grad_y.new_empty(T, B, 4 * H), grad_y.new_empty(B, P), grad_y.new_empty(B, H),
+            grad_y.new_empty(4 * H, P), grad_y.new_empty(*pr))
+
+
+define_native("lstm_layer", _FWD, _fake_forward)
+define_native("lstm_layer_backward", _BWD, _fake_backward)
+
+
+def _register_autograd(forward_name, backward_name):
+    def setup_context(ctx, inputs, output):
+        x_proj, h0, c0, w_hh, w_hr, reverse, train = inputs
+        y, _, _, gates, cs = output
+        ctx.mark_non_differentiable(gates, cs)
+        # Without the workspace (train=False), backward recomputes it from x_proj.
+        ctx.save_for_backward(h0, c0, w_hh, w_hr, y, gates, cs, None if train else x_proj)
+        ctx.reverse = reverse
+
+    def backward(ctx, grad_y, grad_hT, grad_cT, _grad_gates, _grad_cs):
+        h0, c0, w_hh, w_hr, y, gates, cs, x_proj = ctx.saved_tensors
+        if x_proj is not None:
+            y, _, _, gates, cs = op(forward_name)(x_proj, h0, c0, w_hh, w_hr, ctx.reverse, True)
+        dx, dh0, dc0, dw, dwr = op(backward_name)(grad_y.contiguous(), grad_hT.contiguous(), grad_cT.contiguous(),
+                                                  h0, c0, w_hh, w_hr, y, gates, cs, ctx.reverse)
+        return dx, dh0, dc0, dw, (dwr if w_hr is not None else None), None, None
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+
+    def double_backward(ctx, *grads):
+        raise RuntimeError("bigkernels.ops.lstm_layer: double backward is not supported by the cpu kernel; use "
+                           "the torch backend (bigkernels.use_backend('torch')) for higher-order gradients")
+
+    torch.library.register_autograd(qualname(backward_name), double_backward)
+
+
+_register_autograd("lstm_layer", "lstm_layer_backward")
+
+
+def _native(name):
+    def run(x_proj, h0, c0, w_hh, w_hr, reverse):
+        train = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x_proj, h0, c0, w_hh, w_hr))
+        return op(name)(x_proj, h0, c0, w_hh, w_hr, reverse, train)[:3]
+
+    return run
+
+
+register("lstm_layer", "cpu", kernel="bigkernels::lstm_layer")(_native("lstm_layer"))
+register("lstm_layer", "torch")(composite.lstm_layer)
+register("lstm_layer", "reference")(reference.lstm_layer)
+set_auto_order("lstm_layer", "cpu", ("cpu", "torch"))
+
+
+def lstm_layer(x_proj, h0, c0, w_hh, *, w_hr=None, reverse=False):
+    """One LSTM layer over a whole sequence, from the precomputed input projection.
+
+    x_proj: [T, B, 4H] = x W_ih^T + b_ih + b_hh (gate order i, f, g, o);
+    h0: [B, P]; c0: [B, H]; w_hh: [4H, P]; w_hr: [P, H] (LSTM with projection,
+    P = proj_size) or None (P = H); reverse: process t = T-1 .. 0.
+    Returns (y [T, B, P], h_T [B, P], c_T [B, H]); differentiable in every tensor."""
+    dtype = rc.tensors([(x_proj, "x_proj"), (h0, "h0"), (c0, "c0"), (w_hh, "w_hh"), (w_hr, "w_hr")], ("w_hr",))
+    rc.flag(reverse, "reverse")
+    T, B, H = rc.seq(x_proj, 4)
+    P = H if w_hr is None else w_hr.shape[0]
+    if w_hr is not None:
+        rc.shape(w_hr, (w_hr.shape[0], H), "w_hr", "[proj_size, hidden_size]")
+        if not 0 < P < H:
+            raise ValueError(f"w_hr must have 0 < proj_size < hidden_size={H} rows, got {P}")
+    rc.shape(h0, (B, P), "h0", "[batch, proj_size or hidden_size]")
+    rc.shape(c0, (B, H), "c0", "[batch, hidden_size]")
+    rc.shape(w_hh, (4 * H, P), "w_hh", "[4*hidden_size, proj_size or hidden_size]")
+    x_proj, h0, c0, w_hh, w_hr = rc.cast(dtype, x_proj, h0, c0, w_hh, w_hr)
+    return dispatch("lstm_layer", x_proj.device.type, x_proj, h0, c0, w_hh, w_hr, reverse)
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM step, torch.nn.LSTMCell's equations: x [B, I] (or [I]), h and c
+    [B, H] (or [H]), w_ih [4H, I], w_hh [4H, H], biases [4H] or None.
+    Returns (h', c'). The input GEMM (with both biases) runs first, then the
+    recurrent GEMM and the fused gates as a one-step lstm_layer."""
+    named = [(x, "x"), (h, "h"), (c, "c"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
+    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    batched = x.dim() == 2
+    x2 = rc.cell_input(x, w_ih, 4)
+    H = w_ih.shape[0] // 4
+    for t, name in ((h, "h"), (c, "c")):
+        rc.shape(t, (x2.shape[0], H) if batched else (H,), name, "[batch, hidden_size] like x")
+    rc.shape(w_hh, (4 * H, H), "w_hh", "[4*hidden_size, hidden_size]")
+    for b, name in ((b_ih, "b_ih"), (b_hh, "b_hh")):
+        if b is not None:
+            rc.shape(b, (4 * H,), name, "[4*hidden_size]")
+    x2, h, c, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, c, w_ih, w_hh, b_ih, b_hh)
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0)
+    h2, c2 = (h, c) if batched else (h.unsqueeze(0), c.unsqueeze(0))
+    _, h1, c1 = dispatch("lstm_layer", x_proj.device.type, x_proj.contiguous(), h2, c2, w_hh, None, False)
+    return (h1, c1) if batched else (h1.squeeze(0), c1.squeeze(0))

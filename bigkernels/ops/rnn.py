@@ -1,0 +1,46 @@
+"""Whole-layer Elman RNN and cell, torch's equations: h' = act(x_proj + W_hh h)
+with act tanh or relu; x_proj = x W_ih^T + b_ih + b_hh is computed by the
+caller. Backends: torch (composition) and reference."""
+from ..backends import dispatch, register, set_auto_order
+from ..composite import lstm as composite
+from ..reference import lstm as reference
+from . import _rnn_checks as rc
+
+NONLINEARITIES = ("tanh", "relu")
+register("rnn_layer", "torch")(composite.rnn_layer)
+register("rnn_layer", "reference")(reference.rnn_layer)
+set_auto_order("rnn_layer", "cpu", ("cpu", "torch"))
+
+
+def _nonlinearity(value):
+    if not isinstance(value, str):
+        raise TypeError(f"nonlinearity must be a str, got {type(value).__name__}")
+    if value not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {value!r}")
+    return value
+
+
+def rnn_layer(x_proj, h0, w_hh, *, nonlinearity="tanh", reverse=False):
+    """x_proj: [T, B, H]; h0: [B, H]; w_hh: [H, H]. Returns (y [T, B, H], h_T [B, H])."""
+    dtype = rc.tensors([(x_proj, "x_proj"), (h0, "h0"), (w_hh, "w_hh")])
+    rc.flag(reverse, "reverse")
+    _nonlinearity(nonlinearity)
+    T, B, H = rc.seq(x_proj, 1)
+    rc.shape(h0, (B, H), "h0", "[batch, hidden_size]")
+    rc.shape(w_hh, (H, H), "w_hh", "[hidden_size, hidden_size]")
+    x_proj, h0, w_hh = rc.cast(dtype, x_proj, h0, w_hh)
+    return dispatch("rnn_layer", x_proj.device.type, x_proj, h0, w_hh, nonlinearity, reverse)
+
+
+def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
+    named = [(x, "x"), (h, "h"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
+    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    batched = x.dim() == 2
+    x2 = rc.cell_input(x, w_ih, 1)
+    H = w_ih.shape[0]
+    rc.shape(h, (x2.shape[0], H) if batched else (H,), "h", "[batch, hidden_size] like x")
+    x2, h, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, w_ih, w_hh, b_ih, b_hh)
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0).contiguous()
+    _, h1 = rnn_layer(x_proj, h if batched else h.unsqueeze(0), w_hh, nonlinearity=nonlinearity)
+    return h1 if batched else h1.squeeze(0)

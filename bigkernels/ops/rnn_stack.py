@@ -1,0 +1,102 @@
+"""A whole multi-layer recurrent network (LSTM, GRU, RNN_TANH, RNN_RELU) as one
+routed call, so that `auto` can choose between bigkernels' layer loop and
+torch's own fused implementation (torch._VF.lstm/gru/rnn_*: oneDNN or the
+native ATen loop on the CPU), whichever measured faster for the shape.
+
+weights: torch's flat order (RNNBase._flat_weights): per layer, then
+direction: w_ih, w_hh, [b_ih, b_hh], [w_hr]. x: [T, B, I] (time-major);
+states: (h0,) or (h0, c0), each [layers * directions, B, *]."""
+import torch
+import torch.nn.functional as F
+
+from ..backends import dispatch, register, set_auto_order
+from . import gru as _gru
+from . import lstm as _lstm
+from . import rnn as _rnn
+
+MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+_VF_FN = {"LSTM": torch._VF.lstm, "GRU": torch._VF.gru, "RNN_TANH": torch._VF.rnn_tanh,
+          "RNN_RELU": torch._VF.rnn_relu}
+
+
+def _per_layer(weights, has_biases, proj):
+    n = 2 + 2 * has_biases + (1 if proj else 0)
+    return [weights[i:i + n] for i in range(0, len(weights), n)]
+
+
+def _layer(mode, inp, states, w, has_biases, reverse):
+    w_ih, w_hh = w[0], w[1]
+    b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+    if mode == "GRU":
+        y, h = _gru.gru_layer(F.linear(inp, w_ih, b_ih), states[0], w_hh, b_hh, reverse=reverse)
+        return y, (h,)
+    bias = b_ih + b_hh if has_biases else None
+    x_proj = F.linear(inp, w_ih, bias)
+    if mode == "LSTM":
+        w_hr = w[4 if has_biases else 2] if len(w) in (3, 5) else None
+        y, h, c = _lstm.lstm_layer(x_proj, states[0], states[1], w_hh, w_hr=w_hr, reverse=reverse)
+        return y, (h, c)
+    y, h = _rnn.rnn_layer(x_proj, states[0], w_hh, nonlinearity="tanh" if mode == "RNN_TANH" else "relu",
+                          reverse=reverse)
+    return y, (h,)
+
+
+def layered(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
+    """bigkernels' implementation: one whole-layer op per layer and direction
+    (each routed again, so a forced backend reaches the layer kernels)."""
+    D = 2 if bidirectional else 1
+    ws = _per_layer(weights, has_biases, proj)
+    inp, finals = x, [[] for _ in states]
+    for layer in range(num_layers):
+        ys = []
+        for d in range(D):
+            k = layer * D + d
+            y, st = _layer(mode, inp, [s[k] for s in states], ws[k], has_biases, d == 1)
+            ys.append(y)
+            for acc, s in zip(finals, st):
+                acc.append(s)
+        inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
+        # torch's native loop draws its masks with at::dropout in this same
+        # order, so one torch.manual_seed reproduces them.
+        if dropout > 0 and train and layer < num_layers - 1:
+            inp = F.dropout(inp, dropout, True)
+    return inp, tuple(torch.stack(acc) for acc in finals)
+
+
+def torch_fused(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
+    if torch.compiler.is_compiling():
+        # aten.lstm/gru do not trace under AOTAutograd in torch 2.13 (it
+        # asserts on the None entries among their saved tensors), so a
+        # compiled graph composes torch ops per layer (the layer ops' torch
+        # backend) instead.
+        return layered(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj)
+    hx = states if mode == "LSTM" else states[0]
+    out = _VF_FN[mode](x, hx, list(weights), has_biases, num_layers, dropout, train, bidirectional, False)
+    return out[0], tuple(out[1:])
+
+
+# cuda/triton are not registered until their layer kernels exist: torch's
+# cuDNN path serves CUDA tensors meanwhile.
+register("rnn_stack", "cpu")(layered)
+register("rnn_stack", "reference")(layered)
+register("rnn_stack", "torch")(torch_fused)
+
+
+def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
+    """From bigkernels/bench/families/lstm.py on the CI machine (docs/lstm.md):
+    our LSTM kernel wins with a projection (oneDNN has none: torch falls back
+    to its unfused loop) and in training; torch's oneDNN LSTM wins in
+    inference. GRU/RNN have no C++ kernel yet: torch's fused loop."""
+    if mode == "LSTM" and (proj or torch.is_grad_enabled()):
+        return ("cpu", "torch")
+    return ("torch", "cpu")
+
+
+set_auto_order("rnn_stack", "cpu", _cpu_order)
+
+
+def rnn_stack(mode, x, states, weights, *, has_biases, num_layers, dropout, train, bidirectional, proj):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return dispatch("rnn_stack", x.device.type, mode, x, tuple(states), list(weights), has_biases, num_layers,
+                    float(dropout), train, bidirectional, proj)

@@ -1,0 +1,141 @@
+// Fused LSTM gate passes: one sweep over [B, 4H] per step instead of torch's
+// add, chunk, sigmoid_, tanh_ and four more elementwise ops. Each row is a
+// straight `omp simd` loop over j; the float version is compiled for
+// AVX-512, AVX2 and baseline x86-64 (target_clones picks one at load time:
+// 16, 8 and 4 lanes), without touching setup.py's flags.
+#include "cpu/lstm/lstm_gates.h"
+
+#include <ATen/Parallel.h>
+
+#include "cpu/lstm/lstm_math.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BK_CLONES
+#endif
+
+namespace bk {
+namespace cpu {
+namespace {
+
+// Rows per parallel task: about 4096 elements of work, below which the
+// OpenMP fork (~2-5 us) costs more than the pass itself.
+inline int64_t row_grain(int64_t H) { return H >= 4096 ? 1 : 4096 / H; }
+
+template <typename T, bool Save>
+BK_INLINE void forward_row(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = sigmoid_(xp[j] + zr[j]);
+    const T f = sigmoid_(xp[H + j] + zr[H + j]);
+    const T gg = tanh_(xp[2 * H + j] + zr[2 * H + j]);
+    const T o = sigmoid_(xp[3 * H + j] + zr[3 * H + j]);
+    const T cn = f * cp[j] + i * gg;
+    c[j] = cn;
+    m[j] = o * tanh_(cn);
+    if constexpr (Save) {
+      g[j] = i;
+      g[H + j] = f;
+      g[2 * H + j] = gg;
+      g[3 * H + j] = o;
+    }
+  }
+}
+
+template <typename T, bool SaveM>
+BK_INLINE void backward_row(const T* g, const T* c, const T* cp, const T* dm, T* dc, T* dz, T* m, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+    const T tc = tanh_(c[j]);
+    const T dct = dc[j] + dm[j] * o * (T(1) - tc * tc);
+    dz[j] = dct * gg * i * (T(1) - i);
+    dz[H + j] = dct * cp[j] * f * (T(1) - f);
+    dz[2 * H + j] = dct * i * (T(1) - gg * gg);
+    dz[3 * H + j] = dm[j] * tc * o * (T(1) - o);
+    dc[j] = dct * f;
+    if constexpr (SaveM) m[j] = o * tc;
+  }
+}
+
+template <typename T>
+BK_INLINE void forward_rows(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t b0, int64_t b1,
+                            int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
+    if (g) {
+      forward_row<T, true>(xp + b * 4 * H, zr + b * 4 * H, cp + b * H, g + b * 4 * H, c + b * H, m + b * H, H);
+    } else {
+      forward_row<T, false>(xp + b * 4 * H, zr + b * 4 * H, cp + b * H, nullptr, c + b * H, m + b * H, H);
+    }
+  }
+}
+
+template <typename T>
+BK_INLINE void backward_rows(const T* g, const T* c, const T* cp, const T* dm, T* dc, T* dz, T* m, int64_t b0,
+                             int64_t b1, int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
+    if (m) {
+      backward_row<T, true>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H, m + b * H, H);
+    } else {
+      backward_row<T, false>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H, nullptr,
+                             H);
+    }
+  }
+}
+
+BK_CLONES void forward_rows_f32(const float* xp, const float* zr, const float* cp, float* g, float* c, float* m,
+                                int64_t b0, int64_t b1, int64_t H) {
+  forward_rows(xp, zr, cp, g, c, m, b0, b1, H);
+}
+
+BK_CLONES void backward_rows_f32(const float* g, const float* c, const float* cp, const float* dm, float* dc,
+                                 float* dz, float* m, int64_t b0, int64_t b1, int64_t H) {
+  backward_rows(g, c, cp, dm, dc, dz, m, b0, b1, H);
+}
+
+void forward_rows_any(const float* xp, const float* zr, const float* cp, float* g, float* c, float* m, int64_t b0,
+                      int64_t b1, int64_t H) {
+  forward_rows_f32(xp, zr, cp, g, c, m, b0, b1, H);
+}
+void forward_rows_any(const double* xp, const double* zr, const double* cp, double* g, double* c, double* m,
+                      int64_t b0, int64_t b1, int64_t H) {
+  forward_rows(xp, zr, cp, g, c, m, b0, b1, H);
+}
+void backward_rows_any(const float* g, const float* c, const float* cp, const float* dm, float* dc, float* dz,
+                       float* m, int64_t b0, int64_t b1, int64_t H) {
+  backward_rows_f32(g, c, cp, dm, dc, dz, m, b0, b1, H);
+}
+void backward_rows_any(const double* g, const double* c, const double* cp, const double* dm, double* dc,
+                       double* dz, double* m, int64_t b0, int64_t b1, int64_t H) {
+  backward_rows(g, c, cp, dm, dc, dz, m, b0, b1, H);
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_gates_forward(const T* xp, const T* zr, const T* c_prev, T* gates, T* c, T* m, int64_t B, int64_t H) {
+  at::parallel_for(0, B, row_grain(H), [&](int64_t b0, int64_t b1) {
+    forward_rows_any(xp, zr, c_prev, gates, c, m, b0, b1, H);
+  });
+}
+
+template <typename T>
+void lstm_gates_backward(const T* gates, const T* c, const T* c_prev, const T* dm, T* dc, T* dz, T* m_out,
+                         int64_t B, int64_t H) {
+  at::parallel_for(0, B, row_grain(H), [&](int64_t b0, int64_t b1) {
+    backward_rows_any(gates, c, c_prev, dm, dc, dz, m_out, b0, b1, H);
+  });
+}
+
+template void lstm_gates_forward<float>(const float*, const float*, const float*, float*, float*, float*, int64_t,
+                                        int64_t);
+template void lstm_gates_forward<double>(const double*, const double*, const double*, double*, double*, double*,
+                                         int64_t, int64_t);
+template void lstm_gates_backward<float>(const float*, const float*, const float*, const float*, float*, float*,
+                                         float*, int64_t, int64_t);
+template void lstm_gates_backward<double>(const double*, const double*, const double*, const double*, double*,
+                                          double*, double*, int64_t, int64_t);
+
+}  // namespace cpu
+}  // namespace bk

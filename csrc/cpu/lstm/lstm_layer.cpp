@@ -1,0 +1,123 @@
+// CPU LSTM layer. Forward, per step: one GEMM z = h_{t-1} W_hh^T into a
+// buffer allocated once per call, then one fused gate pass that also adds
+// x_proj[t] (no copy of x_proj into the buffer). Backward, per step (in
+// reverse processing order): the fused gate backward pass, then one GEMM
+// dh_{t-1} = dz_t W_hh. The weight gradients are two or three large GEMMs
+// over all T*B rows after the loop: dW_hh = dz^T [h0; y shifted],
+// dW_hr = dh^T m.
+#include "cpu/lstm/lstm_layer.h"
+
+#include <string.h>
+
+#include <vector>
+
+#include "cpu/lstm/gemm.h"
+#include "cpu/lstm/lstm_gates.h"
+
+namespace bk {
+namespace cpu {
+namespace {
+
+template <typename T>
+void forward(const LstmParams& p) {
+  const int64_t T_ = p.T, B = p.B, H = p.H, P = p.P, G = 4 * H;
+  const T* xp = static_cast<const T*>(p.x_proj);
+  const T* w = static_cast<const T*>(p.w_hh);
+  const T* whr = static_cast<const T*>(p.w_hr);
+  T* y = static_cast<T*>(p.y);
+  T* gates = static_cast<T*>(p.gates);
+  T* cs = static_cast<T*>(p.cs);
+  // z [B,4H]; two cell buffers when cells are not saved; m [B,H] with a projection.
+  std::vector<T> buf(B * G + (cs ? 0 : 2 * B * H) + (whr ? B * H : 0));
+  T* z = buf.data();
+  T* cbuf = z + B * G;
+  T* mbuf = cbuf + (cs ? 0 : 2 * B * H);
+  const T* h_prev = static_cast<const T*>(p.h0);
+  const T* c_prev = static_cast<const T*>(p.c0);
+  for (int64_t s = 0; s < T_; ++s) {
+    const int64_t t = p.reverse ? T_ - 1 - s : s;
+    gemm_rm<T>(false, true, B, G, P, T(1), h_prev, P, w, P, T(0), z, G);
+    T* c = cs ? cs + t * B * H : cbuf + (s & 1) * B * H;
+    T* yt = y + t * B * P;
+    T* m = whr ? mbuf : yt;
+    lstm_gates_forward<T>(xp + t * B * G, z, c_prev, gates ? gates + t * B * G : nullptr, c, m, B, H);
+    if (whr) gemm_rm<T>(false, true, B, P, H, T(1), m, H, whr, H, T(0), yt, P);
+    h_prev = yt;
+    c_prev = c;
+  }
+  memcpy(p.h_T, h_prev, sizeof(T) * B * P);
+  memcpy(p.c_T, c_prev, sizeof(T) * B * H);
+}
+
+template <typename T>
+void backward(const LstmParams& p) {
+  const int64_t T_ = p.T, B = p.B, H = p.H, P = p.P, G = 4 * H;
+  const T* w = static_cast<const T*>(p.w_hh);
+  const T* whr = static_cast<const T*>(p.w_hr);
+  const T* y = static_cast<const T*>(p.y);
+  const T* h0 = static_cast<const T*>(p.h0);
+  const T* c0 = static_cast<const T*>(p.c0);
+  const T* gates = static_cast<const T*>(p.gates);
+  const T* cs = static_cast<const T*>(p.cs);
+  const T* gy = static_cast<const T*>(p.grad_y);
+  T* dw = static_cast<T*>(p.grad_w_hh);
+  if (T_ == 0) {  // nothing ran: the state gradients pass straight through
+    memcpy(p.grad_h0, p.grad_hT, sizeof(T) * B * P);
+    memcpy(p.grad_c0, p.grad_cT, sizeof(T) * B * H);
+    memset(dw, 0, sizeof(T) * G * P);
+    if (whr) memset(p.grad_w_hr, 0, sizeof(T) * P * H);
+    return;
+  }
+  T* dz = static_cast<T*>(p.grad_x_proj);
+  // dh_rec [B,P] (recurrent gradient, ends as grad_h0), dc [B,H] (ends as
+  // grad_c0); with a projection dh for every step [T,B,P], m [T,B,H] and dm [B,H].
+  T* dh_rec = static_cast<T*>(p.grad_h0);
+  T* dc = static_cast<T*>(p.grad_c0);
+  memcpy(dh_rec, p.grad_hT, sizeof(T) * B * P);
+  memcpy(dc, p.grad_cT, sizeof(T) * B * H);
+  std::vector<T> buf(whr ? T_ * B * P + T_ * B * H + B * H : B * P);
+  T* dh_all = buf.data();
+  T* m_all = dh_all + T_ * B * P;
+  T* dm = m_all + T_ * B * H;
+  for (int64_t s = T_ - 1; s >= 0; --s) {
+    const int64_t t = p.reverse ? T_ - 1 - s : s;
+    const int64_t t_prev = p.reverse ? t + 1 : t - 1;
+    T* dh = whr ? dh_all + t * B * P : dh_all;
+    const T* gyt = gy + t * B * P;
+    for (int64_t k = 0; k < B * P; ++k) dh[k] = gyt[k] + dh_rec[k];
+    if (whr) {
+      gemm_rm<T>(false, false, B, H, P, T(1), dh, P, whr, H, T(0), dm, H);
+    }
+    const T* c_prev = s == 0 ? c0 : cs + t_prev * B * H;
+    lstm_gates_backward<T>(gates + t * B * G, cs + t * B * H, c_prev, whr ? dm : dh, dc, dz + t * B * G,
+                           whr ? m_all + t * B * H : nullptr, B, H);
+    gemm_rm<T>(false, false, B, P, G, T(1), dz + t * B * G, G, w, P, T(0), dh_rec, P);
+  }
+  // dW_hh = sum_t dz_t^T h_{t-1}: h_{t-1} is h0 for the first processed step
+  // and the previous step's output (y shifted by one) for the others.
+  const int64_t first = p.reverse ? T_ - 1 : 0;
+  gemm_rm<T>(true, false, G, P, B, T(1), dz + first * B * G, G, h0, P, T(0), dw, P);
+  if (T_ > 1) {
+    const T* dz_rest = p.reverse ? dz : dz + B * G;
+    const T* h_rest = p.reverse ? y + B * P : y;
+    gemm_rm<T>(true, false, G, P, (T_ - 1) * B, T(1), dz_rest, G, h_rest, P, T(1), dw, P);
+  }
+  if (whr) {
+    gemm_rm<T>(true, false, P, H, T_ * B, T(1), dh_all, P, m_all, H, T(0), static_cast<T*>(p.grad_w_hr), H);
+  }
+}
+
+}  // namespace
+
+void lstm_layer_forward(const LstmParams& p) {
+  if (p.dtype == DType::F64) return forward<double>(p);
+  return forward<float>(p);
+}
+
+void lstm_layer_backward(const LstmParams& p) {
+  if (p.dtype == DType::F64) return backward<double>(p);
+  return backward<float>(p);
+}
+
+}  // namespace cpu
+}  // namespace bk
