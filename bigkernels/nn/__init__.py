@@ -4,3 +4,4 @@ bigkernels.ops, and the router picks the backend."""
 from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer  # noqa: F401
 from .rnn import GRU, LSTM, RNN  # noqa: E402
 from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .conv import Conv2dBNAct, FusedConv2d, from_modules  # noqa: E402,F401

@@ -1,6 +1,10 @@
 """The public ops. Importing this package defines every schema, then loads
 the C++ kernels (bigkernels._C) that implement them."""
 from . import epilogue
+from . import conv
+from .conv import conv2d
+from . import batchnorm
+from .batchnorm import batch_norm_act
 from .epilogue import bias_act
 # The function shadows its module as an attribute (import the module with importlib).
 from .attention import attention
@@ -16,5 +20,6 @@ from ..backends import router as _router
 _native.load()
 _router.refresh()
 
-__all__ = ["attention", "bias_act", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell",
-           "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack", "scaled_dot_product_attention"]
+__all__ = ["attention", "batch_norm_act", "batchnorm", "bias_act", "conv", "conv2d", "epilogue", "gru",
+           "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack",
+           "scaled_dot_product_attention"]

@@ -1,0 +1,122 @@
+"""Fused batch-norm + residual + activation after a convolution:
+y = act(batch_norm(z) + residual), running statistics updated as torch does.
+
+The op `bn_act` returns (y, mean, biased var) in the compute type (float32;
+float64 for float64 z); the public function updates the running buffers
+from them, so the op itself mutates nothing (clean for opcheck/compile)."""
+import torch
+
+from ..backends import dispatch, register, set_auto_order
+from ..composite import conv as composite
+from ..reference import conv as reference
+from . import _checks
+from . import activation as acts
+from ._library import define_native, op, qualname
+
+_FWD = ("(Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor? mean, Tensor? var, float eps, "
+        "int activation, float alpha) -> (Tensor, Tensor, Tensor)")
+_BWD = ("(Tensor grad_y, Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor mean, Tensor var, "
+        "float eps, int activation, float alpha, bool batch_stats, bool[4] output_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor)")
+
+
+def acc_dtype(z):
+    return torch.float64 if z.dtype == torch.float64 else torch.float32
+
+
+def _fake_forward(z, weight, bias, residual, mean, var, eps, activation, alpha):
+    c = z.shape[1]
+    return torch.empty_like(z), z.new_empty(c, dtype=acc_dtype(z)), z.new_empty(c, dtype=acc_dtype(z))
+
+
+def _fake_backward(grad_y, z, weight, bias, residual, mean, var, eps, activation, alpha, batch_stats, mask):
+    def maybe(want, like):
+        return torch.empty_like(like) if want and like is not None else z.new_empty(0)
+
+    return maybe(mask[0], z), maybe(mask[1], weight), maybe(mask[2], bias), maybe(mask[3], residual)
+
+
+define_native("bn_act", _FWD, _fake_forward)
+define_native("bn_act_backward", _BWD, _fake_backward)
+
+
+def _register_autograd(forward_name, backward_name):
+    def setup_context(ctx, inputs, output):
+        z, weight, bias, residual, mean, var, eps, act, alpha = inputs
+        _, batch_mean, batch_var = output
+        ctx.mark_non_differentiable(batch_mean, batch_var)
+        ctx.save_for_backward(z, weight, bias, residual, batch_mean, batch_var)
+        ctx.args = (eps, act, alpha, mean is None)
+
+    def backward(ctx, grad_y, _gm, _gv):
+        z, weight, bias, residual, mean, var = ctx.saved_tensors
+        eps, act, alpha, batch_stats = ctx.args
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1] and weight is not None, need[2] and bias is not None,
+                need[3] and residual is not None]
+        gz, gw, gb, gr = op(backward_name)(grad_y, z, weight, bias, residual, mean, var, eps, act, alpha,
+                                           batch_stats, mask)
+        return (gz if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
+                gr if mask[3] else None, None, None, None, None, None)
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+
+    def double_backward(ctx, *grads):
+        raise RuntimeError("bigkernels.ops.batch_norm_act: double backward is not supported")
+
+    torch.library.register_autograd(qualname(backward_name), double_backward)
+
+
+_register_autograd("bn_act", "bn_act_backward")
+
+register("bn_act", "cpu", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
+register("bn_act", "torch")(composite.bn_act)
+register("bn_act", "reference")(reference.bn_act)
+set_auto_order("bn_act", "cpu", ("cpu", "torch"))
+
+
+def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+                   *, activation="none", residual=None, negative_slope=0.01):
+    """act(F.batch_norm(z, ...) + residual), fused; F.batch_norm's arguments.
+
+    training: batch statistics, and running_mean/running_var (when given)
+    updated in place exactly as torch does (momentum, unbiased variance);
+    else the running statistics. z: (N, C, ...) contiguous or channels_last."""
+    _checks.tensor(z, "z")
+    code = acts.code(activation)
+    if z.dim() < 2:
+        raise ValueError(f"z must be (N, C, ...), got shape {list(z.shape)}")
+    c = z.shape[1]
+    for t, name in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"),
+                    (bias, "bias")):
+        if t is not None:
+            _checks.tensor(t, name)
+            _checks.same_device(z, "z", t, name)
+            if t.shape != (c,):
+                raise ValueError(f"{name} must have shape [{c}] (z's channels), got {list(t.shape)}")
+    if residual is not None:
+        _checks.tensor(residual, "residual")
+        _checks.same_device(z, "z", residual, "residual")
+        if residual.shape != z.shape:
+            raise ValueError(f"residual must have z's shape {list(z.shape)}, got {list(residual.shape)}")
+        residual = residual.to(z.dtype).contiguous(memory_format=_format(z))
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean and running_var are needed when training=False")
+    if training and z.numel() // c <= 1:
+        raise ValueError(f"expected more than 1 value per channel when training, got z of shape {list(z.shape)}")
+    z = z.contiguous(memory_format=_format(z))
+    mean, var = (None, None) if training else (running_mean, running_var)
+    y, batch_mean, batch_var = dispatch("bn_act", z.device.type, z, weight, bias, residual, mean, var, float(eps),
+                                        code, float(negative_slope))
+    if training and running_mean is not None and running_var is not None:
+        n = z.numel() // c
+        with torch.no_grad():  # torch: running = (1 - m) * running + m * batch, unbiased var
+            running_mean.mul_(1 - momentum).add_(batch_mean.to(running_mean.dtype), alpha=momentum)
+            running_var.mul_(1 - momentum).add_(batch_var.to(running_var.dtype) * (n / (n - 1)), alpha=momentum)
+    return y
+
+
+def _format(z):
+    if z.dim() == 4 and not z.is_contiguous() and z.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format

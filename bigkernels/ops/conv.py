@@ -1,0 +1,211 @@
+"""Fused convolution: y = act(conv2d(x, weight) + bias + residual).
+
+One op per backend variant (see _library.py), returning (y, saved): `saved`
+is the pre-activation z, kept only when the backward needs it and cannot get
+the derivative from y (relu, relu6, leaky_relu with a positive slope and
+none read it off y), else an empty tensor. Backward: the epilogue's backward
+to dL/dz, then the convolution's data/weight/bias gradients."""
+import torch
+import torch.nn.functional as F
+
+from ..backends import dispatch, register, set_auto_order
+from ..composite import conv as composite
+from ..reference import conv as reference
+from . import _checks
+from . import activation as acts
+from ._library import define_native, op, qualname
+
+_ARGS = "int[] stride, int[] padding, int[] dilation, int groups, int activation, float alpha"
+_FWD = f"(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, {_ARGS}, bool save_preact) -> (Tensor, Tensor)"
+_BWD = f"(Tensor grad_y, Tensor x, Tensor weight, Tensor saved, {_ARGS}, bool[4] output_mask) " \
+       "-> (Tensor, Tensor, Tensor, Tensor)"
+_Y_DERIVABLE = (acts.code("none"), acts.code("relu"), acts.code("relu6"))
+_LEAKY = acts.code("leaky_relu")
+
+
+def memory_format(x):
+    """channels_last only when x is strictly so (a tensor dense in both, e.g. C == 1, counts as NCHW)."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _fake_forward(x, weight, bias, residual, stride, padding, dilation, groups, activation, alpha, save_preact):
+    shape = (x.shape[0], weight.shape[0],
+             out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0]),
+             out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1]))
+    y = x.new_empty(shape).contiguous(memory_format=memory_format(x))
+    return y, (torch.empty_like(y) if save_preact else x.new_empty(0))
+
+
+def _fake_backward(grad_y, x, weight, saved, stride, padding, dilation, groups, activation, alpha, mask):
+    def maybe(want, like):
+        return torch.empty_like(like) if want else x.new_empty(0)
+
+    gb = x.new_empty(weight.shape[0]) if mask[2] else x.new_empty(0)
+    gz = maybe(mask[3] and activation != 0, grad_y.contiguous(memory_format=memory_format(x)))
+    return maybe(mask[0], x), maybe(mask[1], weight), gb, gz
+
+
+define_native("conv2d", _FWD, _fake_forward)
+define_native("conv2d_backward", _BWD, _fake_backward)
+
+
+def _needs_preact(activation, alpha):
+    return not (activation in _Y_DERIVABLE or (activation == _LEAKY and alpha > 0))
+
+
+def _register_autograd(forward_name, backward_name):
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, residual, stride, padding, dilation, groups, act, alpha, save_preact = inputs
+        y, z = output
+        saved = z if save_preact else y
+        if act != 0 and not save_preact and _needs_preact(act, alpha):
+            saved = None  # the caller said no gradient would be needed
+        ctx.save_for_backward(x, weight, saved)
+        ctx.args = (stride, padding, dilation, groups, act, alpha)
+        ctx.has = (bias is not None, residual is not None)
+
+    def backward(ctx, grad_y, _grad_saved):
+        x, weight, saved = ctx.saved_tensors
+        stride, padding, dilation, groups, act, alpha = ctx.args
+        if saved is None:
+            raise RuntimeError("bigkernels.ops.conv2d: the pre-activation was not saved (save_preact=False) "
+                               "but a gradient is needed")
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1], need[2] and ctx.has[0], need[3] and ctx.has[1]]
+        gx, gw, gb, gz = op(backward_name)(grad_y, x, weight, saved, stride, padding, dilation, groups, act,
+                                           alpha, mask)
+        gres = (grad_y if act == 0 else gz) if mask[3] else None
+        return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, gres,
+                None, None, None, None, None, None, None)
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+
+    def double_backward(ctx, *grads):
+        raise RuntimeError("bigkernels.ops.conv2d: double backward is not supported; use the torch backend "
+                           "(bigkernels.use_backend('torch')) for higher-order gradients")
+
+    torch.library.register_autograd(qualname(backward_name), double_backward)
+
+
+_register_autograd("conv2d", "conv2d_backward")
+
+
+def _call(name):
+    def run(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha):
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, residual))
+        save = grad and _needs_preact(act, alpha)
+        return op(name)(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha, save)[0]
+
+    return run
+
+
+def _cpu_supports(x, *args):
+    return None
+
+
+register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
+register("conv2d", "torch")(composite.conv2d)
+register("conv2d", "reference")(reference.conv2d)
+
+# CPU: see docs/conv.md for the measurements behind this order.
+set_auto_order("conv2d", "cpu", ("cpu", "torch"))
+
+
+# ---------------------------------------------------------------- arguments
+def _pair(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {type(value).__name__}")
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in pair):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return list(pair)
+
+
+def _padding(padding, weight, stride, dilation):
+    """Explicit symmetric padding, plus the extra (bottom, right) padding that
+    "same" needs for an even effective kernel (torch pads that side too)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [0, 0], (0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be an int, a pair, 'same' or 'valid'; got {padding!r}")
+        if stride != [1, 1]:
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+        total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+        return [t // 2 for t in total], tuple(t % 2 for t in total)
+    return _pair(padding, "padding", 0), (0, 0)
+
+
+def _check_shapes(x, weight, bias, groups, padding, stride, dilation):
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {list(x.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight must be 4-D (C_out, C_in/groups, kH, kW), got shape {list(weight.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+    if groups < 1 or x.shape[1] % groups or weight.shape[0] % groups:
+        raise ValueError(f"groups={groups} must divide both x's channels ({x.shape[1]}) and weight's output "
+                         f"channels ({weight.shape[0]})")
+    if weight.shape[1] * groups != x.shape[1]:
+        raise ValueError(f"weight expects {weight.shape[1] * groups} input channels (shape {list(weight.shape)}, "
+                         f"groups={groups}) but x has {x.shape[1]}")
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
+        raise ValueError(f"bias must have shape [{weight.shape[0]}], got {list(bias.shape)}")
+    for i, axis in enumerate(("height", "width")):
+        if out_size(x.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i]) < 1:
+            raise ValueError(f"weight's kernel {list(weight.shape[2:])} (dilation {dilation}) is larger than x's "
+                             f"padded {axis} ({x.shape[2 + i]} + 2*{padding[i]})")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation="none", residual=None,
+           negative_slope=0.01):
+    """act(conv2d(x, weight) + bias + residual), fused; torch.nn.functional.conv2d's arguments.
+
+    x: (N, C, H, W) or (C, H, W), contiguous or channels_last (the output keeps
+    x's memory format); float16/bfloat16/float32 (float64 on cpu/torch/reference).
+    padding: int, pair, "same" or "valid". residual: the output's shape.
+    activation: one of ops.activation.ACTIVATIONS. Differentiable in x,
+    weight, bias and residual."""
+    _checks.tensor(x, "x")
+    _checks.tensor(weight, "weight")
+    code = acts.code(activation)
+    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
+    for t, name in ((weight, "weight"), (bias, "bias"), (residual, "residual")):
+        if t is not None:
+            _checks.tensor(t, name)
+            _checks.same_device(x, "x", t, name)
+    unbatched = x.dim() == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+        residual = None if residual is None else residual.unsqueeze(0)
+    stride = _pair(stride, "stride", 1)
+    dilation = _pair(dilation, "dilation", 1)
+    padding, extra = _padding(padding, weight, stride, dilation)
+    if weight.dim() == 4 and any(extra):
+        x = F.pad(x, [0, extra[1], 0, extra[0]])
+    _check_shapes(x, weight, bias, groups, padding, stride, dilation)
+    shape = [x.shape[0], weight.shape[0]] + [out_size(x.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
+                                                      dilation[i]) for i in range(2)]
+    if residual is not None and list(residual.shape) != shape:
+        raise ValueError(f"residual must have the output's shape {shape}, got {list(residual.shape)}")
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)  # torch's conv runs in the autocast dtype
+    else:
+        dtype = _checks.common_dtype((x, weight, bias, residual), ("x", "weight", "bias", "residual"))
+    fmt = memory_format(x)
+    x = x.to(dtype).contiguous(memory_format=fmt)
+    weight = weight.to(dtype).contiguous()
+    bias = None if bias is None else bias.to(dtype).contiguous()
+    residual = None if residual is None else residual.to(dtype).contiguous(memory_format=fmt)
+    y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
+                 float(negative_slope))
+    return y.squeeze(0) if unbatched else y

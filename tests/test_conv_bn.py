@@ -1,0 +1,142 @@
+"""batch_norm_act: act(batch_norm(z) + residual) fused, training and eval,
+against the float64 reference with the tolerance rule; running statistics
+against torch's own BatchNorm2d."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import bigkernels
+from bigkernels.ops import batch_norm_act
+from bigkernels.testing.tolerance import assert_close
+from tests.backends import ensure_backend
+
+CL, NCHW = torch.channels_last, torch.contiguous_format
+LAYOUTS = {"nchw": ((3, 5, 7, 6), NCHW), "cl": ((2, 6, 5, 9), CL)}
+
+
+def _inputs(shape, fmt, dtype, *, affine=True, residual=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    # an offset mean (3) checks that the variance does not cancel
+    z = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 3).contiguous(memory_format=fmt)
+    c = shape[1]
+    w = torch.rand(c, generator=gen, dtype=torch.float64) + 0.5 if affine else None
+    b = torch.randn(c, generator=gen, dtype=torch.float64) if affine else None
+    r = torch.randn(shape, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt) if residual else None
+    rm = torch.randn(c, generator=gen, dtype=torch.float64)
+    rv = torch.rand(c, generator=gen, dtype=torch.float64) + 0.5
+    args64 = [None if t is None else t.requires_grad_() for t in (z, w, b, r)]
+    args = [None if t is None else t.detach().to(dtype).requires_grad_() for t in (z, w, b, r)]
+    return args64, args, (rm, rv)
+
+
+def _run(backend, z, w, b, r, stats, training, act):
+    rm, rv = (s.clone() for s in stats)
+    with bigkernels.use_backend(backend):
+        y = batch_norm_act(z, rm, rv, w, b, training, 0.1, 1e-5, activation=act, residual=r, negative_slope=0.1)
+    return y, rm, rv
+
+
+def _check(backend, dtype, layout, training, act, *, affine=True, residual=True):
+    ensure_backend(backend)
+    shape, fmt = LAYOUTS[layout]
+    args64, args, stats = _inputs(shape, fmt, dtype, affine=affine, residual=residual)
+    ours, rm, rv = _run(backend, *args, tuple(s.to(dtype) if dtype != torch.float64 else s for s in stats),
+                        training, act)
+    ref, *_ = _run("reference", *args64, stats, training, act)
+    theirs_args = [None if t is None else t.detach().clone().requires_grad_() for t in args]
+    theirs, *_ = _run("torch", *theirs_args, tuple(s.to(dtype) for s in stats), training, act)
+    assert ours.dtype == dtype and (fmt is NCHW or ours.is_contiguous(memory_format=CL))
+    assert_close(ours, ref, theirs, name=f"{act} forward", scale=max(1.0, ref.abs().max().item()))
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    keep = [i for i, t in enumerate(args) if t is not None]
+    g_ours = torch.autograd.grad(ours, [args[i] for i in keep], grad.to(dtype))
+    g_ref = torch.autograd.grad(ref, [args64[i] for i in keep], grad)
+    g_theirs = torch.autograd.grad(theirs, [theirs_args[i] for i in keep], grad.to(dtype))
+    for i, go, gr, gt in zip(keep, g_ours, g_ref, g_theirs):
+        name = ["z", "weight", "bias", "residual"][i]
+        assert_close(go, gr, gt, name=f"{act} grad {name}", scale=max(1.0, gr.abs().max().item()))
+    return rm, rv
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64], ids=str)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_dtypes_layouts_modes(backend, dtype, layout, training):
+    _check(backend, dtype, layout, training, "silu")
+
+
+@pytest.mark.parametrize("act", ["relu", "none", "gelu", "hardswish", "leaky_relu", "sigmoid"])
+@pytest.mark.parametrize("affine,residual", [(True, True), (False, False), (True, False)])
+def test_activations_and_optional_inputs(act, affine, residual):
+    _check("cpu", torch.float32, "cl" if residual else "nchw", True, act, affine=affine, residual=residual)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_running_stats_match_torch(layout):
+    shape, fmt = LAYOUTS[layout]
+    bn = torch.nn.BatchNorm2d(shape[1], momentum=0.3)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_()
+    rm, rv = bn.running_mean.clone(), bn.running_var.clone()
+    for step in range(3):
+        z = (torch.randn(shape) * 2 + step).contiguous(memory_format=fmt)
+        y = batch_norm_act(z, rm, rv, bn.weight, bn.bias, True, 0.3, bn.eps, activation="relu")
+        torch.testing.assert_close(y, F.relu(bn(z)), atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(rm, bn.running_mean)
+    torch.testing.assert_close(rv, bn.running_var)
+
+
+def test_gradcheck_float64_training():
+    args64, _, stats = _inputs((2, 3, 4, 3), NCHW, torch.float64)
+
+    def f(z, w, b, r):
+        return batch_norm_act(z, None, None, w, b, True, activation="silu", residual=r)
+
+    torch.autograd.gradcheck(f, tuple(args64), fast_mode=True)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_opcheck(training):
+    from bigkernels.ops._library import op
+
+    _, args, stats = _inputs((2, 4, 3, 5), CL, torch.float32)
+    z, w, b, r = args
+    mean, var = (None, None) if training else tuple(s.float() for s in stats)
+    torch.library.opcheck(op("bn_act"), (z, w, b, r, mean, var, 1e-5, 4, 0.01))
+    _, bm, bv = op("bn_act")(z, w, b, r, mean, var, 1e-5, 4, 0.01)
+    g = torch.randn_like(z)
+    torch.library.opcheck(op("bn_act_backward"), (g, z.detach(), w.detach(), b.detach(), r.detach(), bm, bv, 1e-5,
+                                                  4, 0.01, training, [True, True, True, True]))
+
+
+def test_compiles_without_graph_breaks():
+    _, args, stats = _inputs((2, 4, 3, 5), CL, torch.float32)
+    rm, rv = (s.float() for s in stats)
+    f = torch.compile(lambda z, w, b, r: batch_norm_act(z, None, None, w, b, True, activation="relu", residual=r),
+                      backend="aot_eager", fullgraph=True)
+    y = f(*args)
+    y.sum().backward()
+    z, w, b, r = (t.detach().requires_grad_() for t in args)
+    expected = F.relu(F.batch_norm(z, None, None, w, b, True) + r)
+    torch.testing.assert_close(y, expected)
+    for got, t in zip([a.grad for a in args], torch.autograd.grad(expected.sum(), (z, w, b, r))):
+        torch.testing.assert_close(got, t, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    (dict(z=torch.randn(4)), ValueError, "z must be"),
+    (dict(weight=torch.randn(5)), ValueError, r"weight must have shape \[3\]"),
+    (dict(running_mean=torch.randn(2)), ValueError, r"running_mean must have shape \[3\]"),
+    (dict(residual=torch.randn(2, 3, 4, 5)), ValueError, "residual must have z's shape"),
+    (dict(activation="nope"), ValueError, "activation must be one of"),
+    (dict(training=False, running_mean=None), ValueError, "running_mean and running_var are needed"),
+    (dict(z=torch.randn(1, 3, 1, 1)), ValueError, "more than 1 value per channel"),
+])
+def test_bad_input(kwargs, error, words):
+    args = dict(z=torch.randn(2, 3, 4, 4), running_mean=torch.zeros(3), running_var=torch.ones(3), weight=None,
+                bias=None, training=True, activation="relu", residual=None)
+    args.update(kwargs)
+    with pytest.raises(error, match=words):
+        batch_norm_act(args.pop("z"), args.pop("running_mean"), args.pop("running_var"), **args)
