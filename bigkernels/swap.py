@@ -147,7 +147,11 @@ def install(parent, old_slots, new_slots, record, parent_name):
 
 def _type_name(module):
     t = type(module)
-    return f"nn.{t.__name__}" if t.__module__.startswith("torch.nn.modules") else f"{t.__module__}.{t.__qualname__}"
+    if t.__module__.startswith("torch.nn.modules"):
+        return f"nn.{t.__name__}"
+    if t.__module__.startswith("bigkernels.nn."):  # the public name: bigkernels.nn.LSTM
+        return f"bigkernels.nn.{t.__name__}"
+    return f"{t.__module__}.{t.__qualname__}"
 
 
 def swap(model, *, conv=True, lstm=True, attention=True, backend=None):

@@ -74,21 +74,26 @@ def act_name(act):
 
 
 def fuse_conv(conv, bn, act):
-    """conv (+ bn) (+ act) -> Conv2dBNAct / FusedConv2d, through the conv
-    family's from_modules. Conditions its op does not cover are skip reasons."""
-    if conv.padding_mode != "zeros":
-        raise Unsupported(f"padding_mode={conv.padding_mode!r} (the fused op pads with zeros only)")
-    if bn is not None and not (bn.affine and bn.track_running_stats):
-        raise Unsupported("BatchNorm2d without affine parameters or running statistics")
+    """conv (+ bn) (+ act) -> Conv2dBNAct / FusedConv2d through the conv
+    family's from_modules, then made to hold the originals' very tensors
+    (its `conv` and `bn`, or itself as an nn.Conv2d): an optimizer built
+    before the swap keeps training them, and BN's running statistics stay
+    one set of buffers."""
     from . import nn as bk_nn
 
     make = getattr(bk_nn, "from_modules", None)
     if make is None:
-        cls = _ours("Conv2dBNAct" if bn is not None else "FusedConv2d")
-        make = getattr(cls, "from_modules", None)
-        if make is None:
-            raise Unsupported(f"bigkernels.nn.{cls.__name__} has no from_modules()")
-    fused = make(conv, bn, act)
+        raise Unsupported(f"bigkernels.nn.{'Conv2dBNAct' if bn is not None else 'FusedConv2d'} "
+                          "does not exist in this build")
+    try:
+        fused = make(conv, bn, act)
+    except (TypeError, ValueError) as exc:  # an activation or option the fused op lacks
+        raise Unsupported(str(exc)) from None
+    pairs = [(fused, conv)] if bn is None else [(getattr(fused, "conv", None), conv), (getattr(fused, "bn", None), bn)]
+    for target, source in pairs:
+        if not isinstance(target, type(source)):
+            raise Unsupported(f"{type(fused).__name__} does not hold a {type(source).__name__} to share tensors with")
+        target.load_state_dict(source.state_dict(keep_vars=True), strict=True, assign=True)
     fused.train(conv.training)
     return fused
 
