@@ -61,3 +61,18 @@ def test_digits_accuracy_goal(capsys, request, model, goal):
         pytest.skip("the accuracy runs take ~20-60 s each: run with -m slow")
     result, _ = run_cli(capsys, "--model", model)
     assert result["test_accuracy"] >= goal and result["seconds"] < 60, result
+
+
+@pytest.mark.slow
+def test_ddp_flag_launches_two_ranks(request):
+    """--ddp 2 relaunches the command through torchrun (gloo on the CPU)."""
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("starts two fresh interpreters (~30 s): run with -m slow")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bigkernels", "train", "--model", "cnn", "--epochs", "2", "--ddp",
+                           "2", "--threads", "1", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["world_size"] == 2 and result["test_accuracy"] > 0.2
