@@ -131,12 +131,13 @@ def install(parent, old_slots, new_slots, record, parent_name):
     """Put new_slots into parent (after checking the key map); remember how to undo it."""
     mapping = key_map(old_slots, new_slots)
     for slot, module in new_slots.items():
+        module._bigkernels_swapped = True  # swap() does not walk into what it put in
         setattr(parent, slot, module)
     if mapping:
         if not hasattr(parent, "_bigkernels_keys"):
             parent._bigkernels_keys = {}
-            parent._bigkernels_hooks = [parent.register_state_dict_post_hook(_state_dict_post_hook),
-                                        parent.register_load_state_dict_pre_hook(_load_pre_hook)]
+            parent.register_state_dict_post_hook(_state_dict_post_hook)
+            parent.register_load_state_dict_pre_hook(_load_pre_hook)
         parent._bigkernels_keys.update(mapping)
     record.append((parent, dict(old_slots)))
     prefix = f"{parent_name}." if parent_name else ""
@@ -204,11 +205,20 @@ def _walk(module, name, enabled, report, record, swap_fx):
                 continue
             report.swapped.append((qual, _type_name(child), _type_name(new), report.backend))
             continue
-        if getattr(child, "_bigkernels_swapped", False):
-            continue  # ours already (a second swap() call)
+        if getattr(child, "_bigkernels_swapped", False) or type(child).__module__.startswith("bigkernels.nn."):
+            continue  # ours already (a second swap() call, or a model built from bigkernels.nn)
         _walk(child, qual, enabled, report, record, swap_fx)
     if "conv" in enabled:
         swap_fx.fuse_conv_chains(module, name, report, record)
+
+
+def _remove_hooks(parent):
+    # Found by identity, not through the handles: a deepcopy of a swapped
+    # model shares the handles' weak references with the original's hooks.
+    for hooks in (parent._state_dict_hooks, parent._load_state_dict_pre_hooks):
+        for key, hook in list(hooks.items()):
+            if getattr(hook, "hook", hook) in (_state_dict_post_hook, _load_pre_hook):
+                del hooks[key]
 
 
 def unswap(model):
@@ -224,8 +234,7 @@ def unswap(model):
         for slot, module in old_slots.items():
             setattr(parent, slot, module)
         parent.__dict__.pop("forward", None)  # an FX-rewritten forward
-        for handle in parent.__dict__.pop("_bigkernels_hooks", []):
-            handle.remove()
+        _remove_hooks(parent)
         parent.__dict__.pop("_bigkernels_keys", None)
         for restore in parent.__dict__.pop("_bigkernels_undo", []):
             restore()

@@ -128,6 +128,12 @@ def _only_user(node):
 
 
 def _traced(parent, name, report, record):
+    if "forward" in parent.__dict__:
+        # Rewritten by an earlier swap() (or patched by the user): torch.fx
+        # would trace the class's forward and drop that instance forward.
+        report.notes.append(f"{name or '<root>'} ({_type_name(parent)}) has an instance-level forward "
+                            "(an earlier swap() or a patch): not traced again")
+        return
     try:
         graph = _trace(parent)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, NotImplementedError...)

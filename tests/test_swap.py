@@ -209,3 +209,26 @@ def test_forced_backend_is_reported_and_applied(ref_fuser):
     report = bigkernels.swap(net(), backend="torch")
     assert report.backend == "torch" and all(r[3] == "torch" for r in report.swapped)
     assert bigkernels.backends.forced_backend() == "torch"
+
+
+def test_second_swap_and_copies_are_safe(ref_fuser):
+    model = net()
+    bigkernels.swap(model)
+    x = torch.randn(2, 3, 9, 9)
+    model.eval()
+    y = model(x)
+    again = bigkernels.swap(model)
+    assert not again.swapped and not again.skipped
+    torch.testing.assert_close(model(x), y, rtol=0, atol=0)
+    twin = copy.deepcopy(model)
+    torch.testing.assert_close(twin(x), y, rtol=0, atol=0)
+    bigkernels.unswap(twin)  # must not touch the original's hooks
+    assert set(model.state_dict()) == set(net().state_dict())
+    assert type(twin[1].conv1) is nn.Conv2d and isinstance(model[1].conv1, RefChain)
+
+
+def test_instance_forward_is_not_retraced(ref_fuser):
+    block = Block(4)
+    block.forward = lambda x: x  # a user's instance patch: tracing the class forward would drop it
+    report = bigkernels.swap(block)
+    assert not report.swapped and any("instance-level forward" in n for n in report.notes)
