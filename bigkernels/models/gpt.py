@@ -2,9 +2,10 @@
 grouped-query attention (n_kv_head key/value heads shared by n_head query
 heads) and generation over a KV cache.
 
-kernels=True runs attention through bigkernels.ops.attention (prefill and
-training) and ops.attention_decode (one token at a time against the cache)
-when this build has them; kernels=False, or a build without them, uses
+kernels=True runs attention through bigkernels.ops.attention (prefill,
+training, and decoding over the cache, its causal mask being bottom-right
+aligned) and ops.attention_decode (decoding, in place) when this build has
+them; kernels=False, or a build without them, uses
 torch's scaled_dot_product_attention. Parameters are the same either way.
 """
 import math
@@ -70,7 +71,9 @@ class Attention(nn.Module):
         k_cache[:, :, pos:pos + T] = k
         v_cache[:, :, pos:pos + T] = v
         keys, values = k_cache[:, :, :pos + T], v_cache[:, :, :pos + T]
-        # Query i sits at position pos + i and sees keys 0..pos + i (bottom-right causal).
+        attention = _ops("attention") if self.kernels else None
+        if attention is not None:  # its causal mask is bottom-right aligned: query i sees keys 0..pos + i
+            return attention(q, keys, values, causal=True)
         mask = torch.ones(T, pos + T, dtype=torch.bool, device=q.device).tril(pos)
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=True)
 
