@@ -124,7 +124,10 @@ def test_resnet_conv_chains(train):
     _need("Conv2dBNAct", "FusedConv2d")
     torch.manual_seed(0)
     original = M.resnet18(10, 2, small_input=True, width=4, kernels=False)
-    ours, report = compare(original, lambda: (torch.randn(2, 2, 8, 8),), train, expect_swapped=20)
+    # 16x16 x batch 4: layer4's train-mode BN sees 16 values per channel. At
+    # 8x8 x batch 2 (2 values) the gradients are ill-conditioned: torch's own
+    # fp32 error reached 0.018 and the cpu backend's 0.053 (2.9x).
+    ours, report = compare(original, lambda: (torch.randn(4, 2, 16, 16),), train, expect_swapped=20)
     assert type(ours.layer1[0].conv2).__name__ == "Conv2dBNAct"
     # BN running statistics moved identically (train) or not at all (eval).
     sd, sd0 = ours.state_dict(), original.state_dict()
