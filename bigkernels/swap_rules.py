@@ -98,23 +98,32 @@ def fuse_conv(conv, bn, act):
     return fused
 
 
+def _set(module, name, value, record):
+    """module.name = value, undone by unswap()."""
+    previous = getattr(module, name)
+    setattr(module, name, value)
+
+    def undo(module=module, name=name, previous=previous):
+        setattr(module, name, previous)
+
+    module.__dict__.setdefault("_bigkernels_undo", []).append(undo)
+    record.append((module, {}))
+
+
 def _fast_path_off(model, record):
-    """torch's TransformerEncoderLayer (and TransformerEncoder, which reads its
-    first layer) runs a fused C++ fast path in eval that reads
-    self_attn.in_proj_weight directly and never calls self_attn: with our
-    attention swapped in, it must not run. Its gate `activation_relu_or_gelu`
-    is an instance attribute used for nothing else."""
+    """torch's TransformerEncoderLayer runs a fused C++ fast path in eval
+    under no_grad that reads self_attn.in_proj_weight directly and never calls
+    self_attn: with our attention swapped in, it must not run. Its gate
+    `activation_relu_or_gelu` is an instance attribute used for nothing else.
+    TransformerEncoder would also turn a padded batch into a NestedTensor for
+    those fast layers (`use_nested_tensor`): off as well."""
     for m in model.modules():
         if isinstance(m, nn.TransformerEncoderLayer) and type(m.self_attn) is not nn.MultiheadAttention \
                 and m.activation_relu_or_gelu:
-            previous = m.activation_relu_or_gelu
-            m.activation_relu_or_gelu = False
-
-            def undo(m=m, previous=previous):
-                m.activation_relu_or_gelu = previous
-
-            m.__dict__.setdefault("_bigkernels_undo", []).append(undo)
-            record.append((m, {}))
+            _set(m, "activation_relu_or_gelu", False, record)
+        if isinstance(m, nn.TransformerEncoder) and getattr(m, "use_nested_tensor", False) \
+                and any(type(layer.self_attn) is not nn.MultiheadAttention for layer in m.layers):
+            _set(m, "use_nested_tensor", False, record)
 
 
 def register_all():

@@ -119,6 +119,25 @@ def test_encoder_fast_path_cannot_bypass_ours(monkeypatch):
     assert ours.activation_relu_or_gelu and type(ours.self_attn) is nn.MultiheadAttention
 
 
+def test_encoder_nested_tensor_path_is_off(monkeypatch):
+    """A padded batch in eval under no_grad is where TransformerEncoder builds a NestedTensor."""
+    _need("MultiheadAttention")
+    calls = _count_attention_calls(monkeypatch)
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 32, batch_first=True), 2).eval()
+    assert encoder.use_nested_tensor
+    ours = copy.deepcopy(encoder)
+    bigkernels.swap(ours)
+    x = torch.randn(3, 6, 16)
+    pad = torch.zeros(3, 6, dtype=torch.bool)
+    pad[0, 4:] = pad[2, 1:] = True
+    with torch.no_grad():
+        y, y_torch = ours(x, src_key_padding_mask=pad), encoder(x, src_key_padding_mask=pad)
+    assert len(calls) == 2 and not y.is_nested
+    torch.testing.assert_close(y[~pad], y_torch[~pad], rtol=1e-4, atol=1e-5)  # torch zeroes padded rows
+    bigkernels.unswap(ours)
+    assert ours.use_nested_tensor
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_resnet_conv_chains(train):
     _need("Conv2dBNAct", "FusedConv2d")
