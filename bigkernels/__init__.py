@@ -4,5 +4,7 @@ from . import ops
 from . import backends
 from .backends import BackendError, use_backend
 from .ops.attention_sdpa import patch_sdpa
+from .swap import SwapReport, swap, unswap
 
-__all__ = ["BackendError", "__version__", "backends", "ops", "patch_sdpa", "use_backend"]
+__all__ = ["BackendError", "__version__", "backends", "ops", "patch_sdpa", "use_backend", "SwapReport", "swap",
+           "unswap"]

@@ -1,4 +1,4 @@
-"""Command line: python -m bigkernels {info,bench,selftest,gpu-check}."""
+"""Command line: python -m bigkernels {info,bench,selftest,gpu-check,train}."""
 import argparse
 import json
 import sys
@@ -34,6 +34,15 @@ def _gpu_check(args):
     return gpu_check.main(args)
 
 
+def _train(args):
+    from . import train
+
+    try:
+        return train.run(args)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bigkernels")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +65,11 @@ def main(argv=None):
     p.add_argument("outdir", help="folder for logs, JSON results and plots")
     p.add_argument("--full", action="store_true", help="the full benchmark suite instead of --quick")
     p.set_defaults(func=_gpu_check)
+    p = sub.add_parser("train", help="train a bigkernels model on offline data; prints one JSON line")
+    from .train import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_train, parser=p)
     args = parser.parse_args(argv)
     return args.func(args)
 

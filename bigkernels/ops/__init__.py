@@ -11,6 +11,7 @@ from .attention import attention
 from .attention_sdpa import scaled_dot_product_attention
 from .attention_varlen import attention_decode, attention_varlen
 from . import gru, layernorm_lstm, lstm, rnn, rnn_stack
+from . import gru, lstm, rnn, rnn_stack
 from .gru import gru_cell, gru_layer
 from .layernorm_lstm import layernorm_lstm_layer
 from .lstm import lstm_cell, lstm_layer

@@ -1,0 +1,78 @@
+"""Whole models: a training step and inference, bigkernels (swapped) against
+eager torch (the same model with kernels=False) and torch.compile of the
+eager model. Quick mode: small shapes, no torch.compile (Inductor spends tens
+of seconds per graph on a 2-core machine, more than the whole quick run)."""
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from ... import models as M
+from ..case import Case
+
+
+def _specs(quick, device):
+    # (name, builder(kernels), input maker, number of classes)
+    specs = [
+        ("cnn", lambda k: M.SimpleCNN(10, 1, width=32, kernels=k), lambda: torch.randn(64, 1, 8, 8), 10),
+        ("lstm", lambda k: M.LSTMClassifier(32, 256, 10, 2, kernels=k), lambda: torch.randn(16, 50, 32), 10),
+        ("transformer", lambda k: M.TransformerClassifier(10, input_dim=16, d_model=128, nhead=4, num_layers=2,
+                                                          max_len=64, dropout=0.0, kernels=k),
+         lambda: torch.randn(16, 64, 16), 10),
+        ("gpt", lambda k: M.GPT(256, 4, 4, 2, 128, 128, kernels=k), lambda: torch.randint(0, 256, (8, 128)), 256),
+    ]
+    if not quick:
+        specs.append(("resnet18", lambda k: M.resnet18(10, 3, small_input=True, kernels=k),
+                      lambda: torch.randn(16, 3, 32, 32), 10))
+    return specs
+
+
+def _loss(model, x, y):
+    out = model(x)
+    out = out[0] if isinstance(out, tuple) else out
+    return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)), out
+
+
+def _case(name, build, make_input, classes, train, quick, device):
+    torch.manual_seed(0)
+    eager = build(False).to(device)
+    ours = build(True).to(device)
+    ours.load_state_dict(eager.state_dict(), strict=True)
+    models = {"torch": eager, "bigkernels": ours}
+    if not quick:
+        models["torch.compile"] = torch.compile(copy.deepcopy(eager))
+    x = make_input().to(device)
+    y = torch.randint(0, classes, x.shape[:2] if name == "gpt" else x.shape[:1], device=device)
+    impls = {}
+    for impl, model in models.items():
+        model.train(train)
+        if train:
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+            def step(model=model, opt=opt):
+                loss, _ = _loss(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        else:
+            def step(model=model):
+                with torch.no_grad():
+                    model(x)
+        impls[impl] = step
+
+    def validate():
+        ours.eval(), eager.eval()
+        with torch.no_grad():
+            a, b = _loss(ours, x, y)[1], _loss(eager, x, y)[1]
+        ours.train(train), eager.train(train)
+        err = (a.float() - b.float()).abs().max().item()
+        return None if err < 1e-3 else f"bigkernels vs torch logits differ by {err:.3g}"
+
+    swapped = len(ours.swap_report.swapped) if ours.swap_report else 0
+    return Case("models", f"{name} {'train step' if train else 'inference'}",
+                {"model": name, "input": list(x.shape), "mode": "train" if train else "eval", "swapped": swapped},
+                impls, baseline="torch", validate=validate)
+
+
+def cases(quick, device):
+    return [_case(n, b, m, c, train, quick, device) for n, b, m, c in _specs(quick, device) for train in (False, True)]

@@ -1,0 +1,136 @@
+"""Which torch module becomes which bigkernels module, per family.
+
+Each family's modules are looked up in bigkernels.nn when swap() runs: a
+family not built yet gives skip rows that say so, never a stand-in. The new
+module is built with the original's constructor arguments and then takes the
+original's very tensors (`load_state_dict(assign=True)`), so an optimizer
+built before the swap still holds the parameters that train.
+"""
+import torch
+from torch import nn
+
+from . import swap_fx
+from .swap import Unsupported, register_converter
+
+# torch type -> (bigkernels.nn name, family, constructor attributes read off the original)
+_RNN = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
+RULES = {
+    nn.LSTM: ("LSTM", "lstm", _RNN + ("proj_size",)),
+    nn.GRU: ("GRU", "lstm", _RNN),
+    nn.RNN: ("RNN", "lstm", _RNN + ("nonlinearity",)),
+    nn.LSTMCell: ("LSTMCell", "lstm", ("input_size", "hidden_size", "bias")),
+    nn.GRUCell: ("GRUCell", "lstm", ("input_size", "hidden_size", "bias")),
+    nn.RNNCell: ("RNNCell", "lstm", ("input_size", "hidden_size", "bias", "nonlinearity")),
+    nn.MultiheadAttention: ("MultiheadAttention", "attention", None),
+}
+
+
+def _ours(name):
+    from . import nn as bk_nn
+
+    cls = getattr(bk_nn, name, None)
+    if cls is None:
+        raise Unsupported(f"bigkernels.nn.{name} does not exist in this build")
+    return cls
+
+
+def _factory(module):
+    t = next(iter(module.parameters()), None)
+    return {} if t is None else {"device": t.device, "dtype": t.dtype}
+
+
+def _mha_kwargs(m):
+    return dict(embed_dim=m.embed_dim, num_heads=m.num_heads, dropout=m.dropout,
+                bias=m.in_proj_bias is not None, add_bias_kv=m.bias_k is not None,
+                add_zero_attn=m.add_zero_attn, kdim=m.kdim, vdim=m.vdim, batch_first=m.batch_first)
+
+
+def _converter(torch_type, ours_name, attrs):
+    def convert(module):
+        cls = _ours(ours_name)
+        kwargs = _mha_kwargs(module) if attrs is None else {a: getattr(module, a) for a in attrs}
+        new = cls(**kwargs, **_factory(module))
+        try:
+            new.load_state_dict(module.state_dict(keep_vars=True), strict=True, assign=True)
+        except RuntimeError as exc:
+            raise Unsupported(f"{cls.__name__} does not take {torch_type.__name__}'s state_dict: "
+                              f"{str(exc)[:160]}") from None
+        new.train(module.training)
+        return new
+
+    return convert
+
+
+_ACT_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Hardswish: "hardswish",
+              nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu"}
+
+
+def act_name(act):
+    if act is None:
+        return "none"
+    if isinstance(act, nn.GELU):
+        return "gelu" if act.approximate == "none" else "gelu_tanh"
+    return _ACT_NAMES[type(act)]
+
+
+def fuse_conv(conv, bn, act):
+    """conv (+ bn) (+ act) -> Conv2dBNAct / FusedConv2d through the conv
+    family's from_modules, then made to hold the originals' very tensors
+    (its `conv` and `bn`, or itself as an nn.Conv2d): an optimizer built
+    before the swap keeps training them, and BN's running statistics stay
+    one set of buffers."""
+    from . import nn as bk_nn
+
+    make = getattr(bk_nn, "from_modules", None)
+    if make is None:
+        raise Unsupported(f"bigkernels.nn.{'Conv2dBNAct' if bn is not None else 'FusedConv2d'} "
+                          "does not exist in this build")
+    try:
+        fused = make(conv, bn, act)
+    except (TypeError, ValueError) as exc:  # an activation or option the fused op lacks
+        raise Unsupported(str(exc)) from None
+    pairs = [(fused, conv)] if bn is None else [(getattr(fused, "conv", None), conv), (getattr(fused, "bn", None), bn)]
+    for target, source in pairs:
+        if not isinstance(target, type(source)):
+            raise Unsupported(f"{type(fused).__name__} does not hold a {type(source).__name__} to share tensors with")
+        target.load_state_dict(source.state_dict(keep_vars=True), strict=True, assign=True)
+    fused.train(conv.training)
+    return fused
+
+
+def _set(module, name, value, record):
+    """module.name = value, undone by unswap()."""
+    previous = getattr(module, name)
+    setattr(module, name, value)
+
+    def undo(module=module, name=name, previous=previous):
+        setattr(module, name, previous)
+
+    module.__dict__.setdefault("_bigkernels_undo", []).append(undo)
+    record.append((module, {}))
+
+
+def _fast_path_off(model, record):
+    """torch's TransformerEncoderLayer runs a fused C++ fast path in eval
+    under no_grad that reads self_attn.in_proj_weight directly and never calls
+    self_attn: with our attention swapped in, it must not run. Its gate
+    `activation_relu_or_gelu` is an instance attribute used for nothing else.
+    TransformerEncoder would also turn a padded batch into a NestedTensor for
+    those fast layers (`use_nested_tensor`): off as well."""
+    for m in model.modules():
+        if isinstance(m, nn.TransformerEncoderLayer) and type(m.self_attn) is not nn.MultiheadAttention \
+                and m.activation_relu_or_gelu:
+            _set(m, "activation_relu_or_gelu", False, record)
+        if isinstance(m, nn.TransformerEncoder) and getattr(m, "use_nested_tensor", False) \
+                and any(type(layer.self_attn) is not nn.MultiheadAttention for layer in m.layers):
+            _set(m, "use_nested_tensor", False, record)
+
+
+def register_all():
+    for torch_type, (ours_name, family, attrs) in RULES.items():
+        register_converter(torch_type, _converter(torch_type, ours_name, attrs), family=family)
+    swap_fx.FUSER["fn"] = fuse_conv
+
+
+def after_swap(model, record):
+    _fast_path_off(model, record)
