@@ -61,7 +61,7 @@ def register_attention_autograd(forward_name, backward_name):
 
 register_attention_autograd("attention", "attention_backward")
 
-if availability.triton_installed():
+if availability.triton_usable():
     from ..triton import attention_ops as _triton_attention  # noqa: F401  (defines the _triton ops)
 
     register_attention_autograd("attention_triton", "attention_backward_triton")

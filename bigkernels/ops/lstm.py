@@ -72,7 +72,7 @@ def _register_autograd(forward_name, backward_name):
 
 _register_autograd("lstm_layer", "lstm_layer_backward")
 
-if availability.triton_installed():
+if availability.triton_usable():
     from ..triton import lstm as _triton_lstm  # noqa: F401  (defines the _triton ops)
 
     _register_autograd("lstm_layer_triton", "lstm_layer_backward_triton")
