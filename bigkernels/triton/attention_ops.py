@@ -7,6 +7,7 @@ import torch
 import triton
 from torch.library import wrap_triton
 
+from ..ops import philox
 from ._op import interpreted, kernel_op
 from .attention import LOG2E, _attn_bwd_dkdv, _attn_bwd_dq, _attn_fwd, _bwd_block
 
@@ -32,6 +33,11 @@ def _mask_args(mask, q, skv):
     return m, tuple(m.stride()), kind
 
 
+def _dropout_args(p, seed, offset):
+    """seed, offset, integer keep threshold and the kept scale (ops/philox.py)."""
+    return seed, offset, philox.threshold(p), 1.0 / (1.0 - p)
+
+
 def _dense_last(t):
     return t if t.stride(-1) == 1 else t.contiguous()
 
@@ -53,8 +59,9 @@ def attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mas
     grid = lambda meta: (triton.cdiv(sq, meta["BLOCK_M"]), b * hq)  # noqa: E731
     wrap_triton(_attn_fwd)[grid](
         q, k, v, out, lse, m, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *ms,
-        hq, hq // hkv, sq, skv, d, scale * LOG2E,
-        CAUSAL=causal, MASK_KIND=kind, BLOCK_D=max(16, triton.next_power_of_2(d)), PREC=_precision(q))
+        hq, hq // hkv, sq, skv, d, scale * LOG2E, *_dropout_args(dropout_p, seed, offset),
+        CAUSAL=causal, MASK_KIND=kind, BLOCK_D=max(16, triton.next_power_of_2(d)), PREC=_precision(q),
+        DROPOUT=dropout_p > 0)
     return out, lse
 
 
@@ -84,11 +91,13 @@ def attention_backward_triton(grad_out: torch.Tensor, grad_lse: Optional[torch.T
     m, ms, kind = _mask_args(attn_mask, q, skv)
     bm = bn = _bwd_block(d)
     common = dict(CAUSAL=causal, MASK_KIND=kind, BLOCK_D=max(16, triton.next_power_of_2(d)), PREC=_precision(q),
-                  BLOCK_M=bm, BLOCK_N=bn, num_warps=4, num_stages=1 if interpreted() else 2)
+                  DROPOUT=dropout_p > 0, BLOCK_M=bm, BLOCK_N=bn, num_warps=4,
+                  num_stages=1 if interpreted() else 2)
     strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *g.stride()[:3], *ms)
     wrap_triton(_attn_bwd_dkdv)[(triton.cdiv(skv, bn), b * hkv)](
         q, k, v, g, lse, delta, dk, dv, m, *strides, hq, hkv, hq // hkv, sq, skv, d, scale, scale * LOG2E,
-        **common)
+        *_dropout_args(dropout_p, seed, offset), **common)
     wrap_triton(_attn_bwd_dq)[(triton.cdiv(sq, bm), b * hq)](
-        q, k, v, g, lse, delta, dq, m, *strides, hq, hq // hkv, sq, skv, d, scale, scale * LOG2E, **common)
+        q, k, v, g, lse, delta, dq, m, *strides, hq, hq // hkv, sq, skv, d, scale, scale * LOG2E,
+        *_dropout_args(dropout_p, seed, offset), **common)
     return dq, dk, dv
