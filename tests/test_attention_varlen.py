@@ -76,8 +76,9 @@ def test_varlen_bad_input(bad, error, words):
         attention_varlen(**args)
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch"])
+@pytest.mark.parametrize("backend", ["cpu", "torch", pytest.param("triton", marks=pytest.mark.triton)])
 def test_decode_appends_in_place_and_matches_dense(backend):
+    """The triton path splits the keys in 16-key chunks here (flash-decoding)."""
     ensure_backend(backend)
     gen = torch.Generator().manual_seed(1)
     b, hq, hkv, s_max, d, n = 3, 4, 2, 200, 16, 2

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
@@ -91,6 +91,19 @@ register("attention_decode", "reference")(
     lambda q, kc, vc, used, scale: reference.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
                                                        0.0, 0, 0, False)[0])
 set_auto_order("attention_decode", "cpu", ("cpu", "torch"))
+
+if availability.triton_installed():
+    from ..triton import attention_decode as _triton_decode  # noqa: F401  (defines the _triton op)
+
+    def _decode_triton_supports(q, kc, vc, used, scale):
+        if q.dtype == torch.float64:
+            return "the triton kernels compute in fp32: float64 is served by cpu/torch"
+        if q.shape[3] > 256:
+            return f"the triton kernels take head dims up to 256, got {q.shape[3]}"
+        return None
+
+    register("attention_decode", "triton", supports=_decode_triton_supports)(
+        lambda q, kc, vc, used, scale: op("attention_decode_triton")(q, kc, vc, used, scale))
 
 
 def _check_cu(cu, name, total, device):
