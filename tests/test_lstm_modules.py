@@ -175,7 +175,8 @@ def test_cells_match_torch(kind, dtype):
 
 @pytest.mark.parametrize("kind,args,kwargs", [
     ("LSTM", (I, 0), {}), ("LSTM", (I, H), dict(dropout=1.5)), ("LSTM", (I, H), dict(proj_size=H)),
-    ("LSTM", (I, H), dict(num_layers=0)), ("GRU", (I, H), dict(proj_size=2)), ("RNN", (I, H), dict(nonlinearity="gelu")),
+    ("LSTM", (I, H), dict(num_layers=0)), ("GRU", (I, H), dict(proj_size=2)),
+    ("RNN", (I, H), dict(nonlinearity="gelu")),
     ("LSTM", (I, H), dict(dropout=True)),
 ])
 def test_constructor_errors_match_torch(kind, args, kwargs):
