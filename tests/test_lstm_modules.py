@@ -151,9 +151,15 @@ def test_compile_fullgraph(kind, backend):
     torch.testing.assert_close(y, theirs(x)[0])
 
 
-@pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize("kind,backend", [("LSTMCell", "cpu"), ("LSTMCell", "torch"), ("GRUCell", "cpu"),
+                                          ("GRUCell", "torch"), ("RNNCell", "torch"), ("RNNCell", "reference")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
-def test_cells_match_torch(kind, dtype):
+def test_cells_match_torch(kind, backend, dtype):
+    with bigkernels.use_backend(backend):
+        _cells_match_torch(kind, dtype)
+
+
+def _cells_match_torch(kind, dtype):
     ours_cls, theirs_cls = getattr(bnn, kind), getattr(torch.nn, kind)
     torch.manual_seed(0)
     theirs = theirs_cls(I, H)

@@ -1,6 +1,8 @@
 """Whole-layer Elman RNN and cell, torch's equations: h' = act(x_proj + W_hh h)
 with act tanh or relu; x_proj = x W_ih^T + b_ih + b_hh is computed by the
 caller. Backends: torch (composition) and reference."""
+import torch
+
 from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
@@ -40,7 +42,22 @@ def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
     H = w_ih.shape[0]
     rc.shape(h, (x2.shape[0], H) if batched else (H,), "h", "[batch, hidden_size] like x")
     x2, h, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, w_ih, w_hh, b_ih, b_hh)
-    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
-    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0).contiguous()
-    _, h1 = rnn_layer(x_proj, h if batched else h.unsqueeze(0), w_hh, nonlinearity=nonlinearity)
+    h1 = dispatch("rnn_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh,
+                  nonlinearity)
     return h1 if batched else h1.squeeze(0)
+
+
+def _cell_as_layer(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x, w_ih, bias).unsqueeze(0).contiguous()
+    return rnn_layer(x_proj, h, w_hh, nonlinearity=nonlinearity)[1]
+
+
+def _cell_torch(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    fn = torch._VF.rnn_tanh_cell if nonlinearity == "tanh" else torch._VF.rnn_relu_cell
+    return fn(x, h, w_ih, w_hh, b_ih, b_hh)
+
+
+register("rnn_cell", "reference")(_cell_as_layer)
+register("rnn_cell", "torch")(_cell_torch)
+set_auto_order("rnn_cell", "cpu", ("torch",))
