@@ -45,8 +45,6 @@ def _flat(out):
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_module_matches_torch(cfg, backend):
     kind, layers, bi, bf, bias, extra, dtype = cfg
-    if backend == "cpu" and kind == "RNN":
-        pytest.skip("RNN has no C++ kernel yet (the cpu backend cannot serve rnn_layer)")
     with bigkernels.use_backend(backend):
         _module_matches_torch(kind, layers, bi, bf, bias, extra, dtype)
 
@@ -152,7 +150,7 @@ def test_compile_fullgraph(kind, backend):
 
 
 @pytest.mark.parametrize("kind,backend", [("LSTMCell", "cpu"), ("LSTMCell", "torch"), ("GRUCell", "cpu"),
-                                          ("GRUCell", "torch"), ("RNNCell", "torch"), ("RNNCell", "reference")])
+                                          ("GRUCell", "torch"), ("RNNCell", "torch"), ("RNNCell", "cpu")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
 def test_cells_match_torch(kind, backend, dtype):
     with bigkernels.use_backend(backend):
