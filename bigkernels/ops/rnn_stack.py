@@ -92,9 +92,9 @@ def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train,
     and loses elsewhere (0.72-0.85x at B=16..64, 0.83-0.97x at B=1, H=128),
     where torch's oneDNN LSTM serves. GRU: torch has no oneDNN GRU on the
     CPU (an unfused per-step loop), and our GRU kernel measured 1.04-4.7x at
-    every shape tried (B 1-64, H 128-512, inference and fwd+bwd). RNN has no
-    C++ kernel yet."""
-    if mode == "GRU":
+    every shape tried (B 1-64, H 128-512, inference and fwd+bwd); RNN
+    (tanh/relu) likewise 1.09-3.8x (torch's loop is unfused there too)."""
+    if mode != "LSTM":
         return ("cpu", "torch")
     if mode == "LSTM" and (proj or (x.shape[1] == 1 and weights[1].shape[0] // 4 >= 256)):
         return ("cpu", "torch")

@@ -72,7 +72,7 @@ def _case(name, T, B, I, H, layers, proj, train, device, kind="LSTM"):
     params = dict(kind=kind, T=T, B=B, I=I, H=H, layers=layers, proj_size=proj,
                   mode="fwd+bwd" if train else "inference",
                   dtype="float32", threads=torch.get_num_threads())
-    flops = _flops(T, B, I, H, layers, proj, train) * (3 if kind == "GRU" else 4) // 4
+    flops = _flops(T, B, I, H, layers, proj, train) * {"LSTM": 4, "GRU": 3, "RNN": 1}[kind] // 4
     return Case(FAMILY, name, params, impls, "torch", flops=flops,
                 validate=validate)
 
@@ -82,8 +82,12 @@ GRU = [("gru b1 inference", 100, 1, 256, 256, 2, 0, False), ("gru b1 fwd+bwd", 1
        ("gru b64 H512 inference", 100, 64, 512, 512, 1, 0, False),
        ("gru b64 H512 fwd+bwd", 100, 64, 512, 512, 1, 0, True),
        ("gru b8 H128 inference", 50, 8, 128, 128, 1, 0, False)]
+RNN = [("rnn b1 inference", 100, 1, 256, 256, 2, 0, False), ("rnn b1 fwd+bwd", 100, 1, 256, 256, 2, 0, True),
+       ("rnn b16 inference", 100, 16, 256, 256, 2, 0, False), ("rnn b16 fwd+bwd", 100, 16, 256, 256, 2, 0, True),
+       ("rnn b64 H512 inference", 100, 64, 512, 512, 1, 0, False)]
 
 
 def cases(quick: bool, device: str) -> list:
     return ([_case(*spec, device=device) for spec in HEADLINE + _sweep(quick)]
-            + [_case(*spec, device=device, kind="GRU") for spec in GRU])
+            + [_case(*spec, device=device, kind="GRU") for spec in GRU]
+            + [_case(*spec, device=device, kind="RNN") for spec in RNN])
