@@ -95,7 +95,7 @@ register("attention_decode", "reference")(
                                                        0.0, 0, 0, False)[0])
 set_auto_order("attention_decode", "cpu", ("cpu", "torch"))
 
-if availability.triton_installed():
+if availability.triton_usable():
     from ..triton import attention_decode as _triton_decode  # noqa: F401  (defines the _triton op)
 
     def _decode_triton_supports(q, *args):
