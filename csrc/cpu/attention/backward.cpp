@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "cpu/attention/attention.h"
-#include "cpu/attention/blas.h"
+#include "cpu/blas/gemm.h"
 #include "cpu/attention/rowops.h"
 #include "cpu/attention/tile.h"
 
@@ -85,7 +85,7 @@ void backward(const AttentionParams& p) {
             const T* g = at3<T>(p.dout, p.do_stride, b, h, sq.q0 + i0);
             const T* lse = lse_all + lse_row(p, sq, b, h) + i0;
             const T* dl = delta.data() + lse_row(p, sq, b, h) + i0;
-            rm_gemm(false, true, rows, cols, D, T(p.scale), q, p.q_stride[2], k, p.k_stride[2], T(0), P.data(), BN);
+            gemm_rm<T>(false, true, rows, cols, D, T(p.scale), q, p.q_stride[2], k, p.k_stride[2], T(0), P.data(), BN);
             if (tile_needs_mask(p, sq, i0, j0, cols)) mask_tile<T>(p, sq, P.data(), BN, b, h, i0, rows, j0, cols);
             for (int64_t r = 0; r < rows; ++r) {
               T* s = P.data() + r * BN;
@@ -101,16 +101,16 @@ void backward(const AttentionParams& p) {
               dropout_tile<T>(p, Z.data(), BN, b, h, i0, rows, j0, cols);
               for (int64_t x = 0; x < rows * BN; ++x) PZ[x] = P[x] * Z[x];
             }
-            rm_gemm(true, false, cols, D, rows, T(1), drop ? PZ.data() : P.data(), BN, g, p.do_stride[2], T(1),
+            gemm_rm<T>(true, false, cols, D, rows, T(1), drop ? PZ.data() : P.data(), BN, g, p.do_stride[2], T(1),
                     dv.data(), D);
-            rm_gemm(false, true, rows, cols, D, T(1), g, p.do_stride[2], v, p.v_stride[2], T(0), dP.data(), BN);
+            gemm_rm<T>(false, true, rows, cols, D, T(1), g, p.do_stride[2], v, p.v_stride[2], T(0), dP.data(), BN);
             if (drop)
               for (int64_t x = 0; x < rows * BN; ++x) dP[x] *= Z[x];
             for (int64_t r = 0; r < rows; ++r) rowops::softmax_grad(P.data() + r * BN, dP.data() + r * BN, cols, dl[r]);
             // dQ += scale dS K;  dK += scale dS^T Q
             T* dq = at3<T>(dq_base, dq_stride, b, h, sq.q0 + i0);
-            rm_gemm(false, false, rows, D, cols, T(p.scale), P.data(), BN, k, p.k_stride[2], T(1), dq, dq_stride[2]);
-            rm_gemm(true, false, cols, D, rows, T(p.scale), P.data(), BN, q, p.q_stride[2], T(1), dk.data(), D);
+            gemm_rm<T>(false, false, rows, D, cols, T(p.scale), P.data(), BN, k, p.k_stride[2], T(1), dq, dq_stride[2]);
+            gemm_rm<T>(true, false, cols, D, rows, T(p.scale), P.data(), BN, q, p.q_stride[2], T(1), dk.data(), D);
           }
         }
         T* dk_out = at3<T>(p.dk, p.dk_stride, b, hk, sq.k0 + j0);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cpu/attention/attention.h"
-#include "cpu/attention/blas.h"
+#include "cpu/blas/gemm.h"
 #include "cpu/attention/rowops.h"
 #include "cpu/attention/tile.h"
 
@@ -43,7 +43,7 @@ void forward(const AttentionParams& p) {
         const int64_t cols = std::min(BN, kv_end - j0);
         const T* k = at3<T>(p.k, p.k_stride, b, hk, sq.k0 + j0);
         const T* v = at3<T>(p.v, p.v_stride, b, hk, sq.k0 + j0);
-        rm_gemm(false, true, rows, cols, D, T(p.scale), q, p.q_stride[2], k, p.k_stride[2], T(0), S.data(), BN);
+        gemm_rm<T>(false, true, rows, cols, D, T(p.scale), q, p.q_stride[2], k, p.k_stride[2], T(0), S.data(), BN);
         if (tile_needs_mask(p, sq, i0, j0, cols)) mask_tile<T>(p, sq, S.data(), BN, b, h, i0, rows, j0, cols);
         for (int64_t r = 0; r < rows; ++r) {
           T* s = S.data() + r * BN;
@@ -62,7 +62,7 @@ void forward(const AttentionParams& p) {
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t c = 0; c < cols; ++c) S[r * BN + c] *= Z[r * BN + c];
         }
-        rm_gemm(false, false, rows, D, cols, T(1), S.data(), BN, v, p.v_stride[2], T(1), acc.data(), D);
+        gemm_rm<T>(false, false, rows, D, cols, T(1), S.data(), BN, v, p.v_stride[2], T(1), acc.data(), D);
       }
       T* o = at3<T>(p.o, p.o_stride, b, h, sq.q0 + i0);
       T* lse = static_cast<T*>(p.lse) + lse_row(p, sq, b, h) + i0;

@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "cpu/lstm/gemm.h"
+#include "cpu/blas/gemm.h"
 #include "cpu/lstm/gemv.h"
 #include "cpu/lstm/gru_gates.h"
 #include "cpu/lstm/packed_weight.h"

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#include "cpu/lstm/gemm.h"
+#include "cpu/blas/gemm.h"
 
 // MKL's CBLAS packed-GEMM entry points and enum values (mkl_cblas.h), declared
 // weak: absent symbols leave the plain GEMM path.

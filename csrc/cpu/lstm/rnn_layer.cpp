@@ -10,7 +10,7 @@
 
 #include <vector>
 
-#include "cpu/lstm/gemm.h"
+#include "cpu/blas/gemm.h"
 #include "cpu/lstm/gemv.h"
 #include "cpu/lstm/lstm_math.h"
 #include "cpu/lstm/packed_weight.h"

@@ -1,3 +1,4 @@
+// Shared by every CPU family (attention tiles, LSTM/GRU/RNN steps and weight gradients).
 // Row-major GEMM over ATen's CPU BLAS (MKL sgemm/dgemm in torch's wheels):
 // C[M,N] = alpha op(A) op(B) + beta C, where op(A) is [M,K] (A stored
 // [K,M] when ta) and op(B) is [K,N] (B stored [N,K] when tb).

@@ -8,7 +8,7 @@
 // torch built without them falls back to a plain loop instead of failing
 // to load (correct, but slow: the router's auto order should then prefer
 // the torch backend).
-#include "cpu/lstm/gemm.h"
+#include "cpu/blas/gemm.h"
 
 
 extern "C" {
