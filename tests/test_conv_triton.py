@@ -14,11 +14,16 @@ TINY = {
     "3x3": ((1, 5, 6, 5), (6, 5, 3, 3), 1, 1, 1, 1, torch.channels_last),
     "grouped-s2-nchw": ((1, 6, 7, 6), (4, 3, 3, 3), 2, (1, 0), 1, 2, torch.contiguous_format),
     "depthwise-dil": ((1, 4, 7, 7), (4, 1, 3, 3), 1, 2, 2, 4, torch.channels_last),
+    # depthwise kernel: channel multiplier 2, NCHW, stride 2; and a 7x7 and a 13x13 "same"
+    "dw-mult2-s2": ((1, 3, 8, 7), (6, 1, 3, 3), 2, 1, 1, 3, torch.contiguous_format),
+    "dw7-same": ((1, 5, 9, 8), (5, 1, 7, 7), 1, "same", 1, 5, torch.channels_last),
+    "dw13-same": ((1, 3, 14, 13), (3, 1, 13, 13), 1, "same", 1, 3, torch.channels_last),
 }
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("case,act", [("3x3", "silu"), ("grouped-s2-nchw", "relu"), ("depthwise-dil", "gelu")])
+@pytest.mark.parametrize("case,act", [("3x3", "silu"), ("grouped-s2-nchw", "relu"), ("depthwise-dil", "gelu"),
+                                      ("dw-mult2-s2", "relu6"), ("dw7-same", "hardswish"), ("dw13-same", "silu")])
 def test_triton_conv(case, act, dtype):
     check("triton", act, dtype, TINY[case])
 

@@ -16,6 +16,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ._op import kernel_op
+from . import conv_depthwise
 from .activation import act_forward
 from .epilogue import _launch as _bias_act_launch
 
@@ -90,6 +91,10 @@ def conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
         return y, z
     if residual is not None and residual.stride() != y.stride():
         residual = torch.empty_like(y).copy_(residual)
+    if conv_depthwise.is_depthwise(x, weight, groups):
+        conv_depthwise.launch(x, weight, bias, residual, y, z if save_preact else None, stride, padding, dilation,
+                              activation, alpha)
+        return y, z
     nb, _, h, w = x.shape
     kg, cg = weight.shape[0] // groups, weight.shape[1]
     p, q = y.shape[2], y.shape[3]
