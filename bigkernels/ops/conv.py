@@ -8,7 +8,7 @@ to dL/dz, then the convolution's data/weight/bias gradients."""
 import torch
 import torch.nn.functional as F
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
 from . import _checks
@@ -109,8 +109,19 @@ def _cpu_supports(x, *args):
     return None
 
 
+def _triton_supports(x, *args):
+    if x.dtype == torch.float64:
+        return "the triton kernel computes in fp32: float64 is served by cpu/torch"
+    return None
+
+
 register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
 register("conv2d", "torch")(composite.conv2d)
+if availability.triton_installed():
+    from ..triton import conv as _triton_conv  # noqa: F401  (defines the _triton ops)
+
+    _register_autograd("conv2d_triton", "conv2d_backward_triton")
+    register("conv2d", "triton", supports=_triton_supports)(_call("conv2d_triton"))
 register("conv2d", "reference")(reference.conv2d)
 
 # CPU: see docs/conv.md for the measurements behind this order.
@@ -203,7 +214,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         dtype = _checks.common_dtype((x, weight, bias, residual), ("x", "weight", "bias", "residual"))
     fmt = memory_format(x)
     x = x.to(dtype).contiguous(memory_format=fmt)
-    weight = weight.to(dtype).contiguous()
+    weight = weight.to(dtype).contiguous(memory_format=fmt)  # oneDNN: ~15% faster than reordering NCHW weights per call
     bias = None if bias is None else bias.to(dtype).contiguous()
     residual = None if residual is None else residual.to(dtype).contiguous(memory_format=fmt)
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
