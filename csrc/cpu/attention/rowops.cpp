@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <bit>
+
+#include "cpu/vec_math.h"
 #include <cstdint>
 
 #define BK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -11,29 +13,7 @@ namespace cpu {
 namespace rowops {
 namespace {
 
-// exp(x) = 2^n * e^r with n = round(x / ln2), |r| <= ln2/2, e^r by a degree-6
-// Taylor polynomial (truncation error (ln2/2)^7/7! = 1.2e-7 relative, about
-// one fp32 ulp). No calls and no branches (rounding by adding 1.5 * 2^23, the
-// 2^n by building the exponent bits), so the loops around it vectorise: a
-// floorf or a library expf made GCC keep them scalar.
-// Below -87.3 the result would be subnormal: flush to 0, which also maps
-// -inf (masked scores) to 0.
-inline float fast_exp(float x) {
-  const float xc = std::min(std::max(x, -87.3f), 88.0f);
-  const float t = xc * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  const float r = xc - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  // t's low mantissa bits hold n + 0x400000 (0x4B400000 is 1.5 * 2^23).
-  const float two_n = std::bit_cast<float>((std::bit_cast<int32_t>(t) - 0x4B400000 + 127) << 23);
-  return x < -87.3f ? 0.0f : p * two_n;
-}
+using ::bk::cpu::fast_exp;  // csrc/cpu/vec_math.h: exp(-inf) = 0 exactly
 
 }  // namespace
 
