@@ -69,7 +69,9 @@ def _extensions():
 
     with_cuda = _want_cuda()
     _write_build_info(with_cuda)
-    cxx = ["-O3", "-std=c++20", "-fopenmp", "-Wno-unknown-pragmas"]
+    # torch builds with the same two math flags: no errno, no FP-trap semantics,
+    # so GCC may if-convert and vectorise compare-and-select loops.
+    cxx = ["-O3", "-std=c++20", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unknown-pragmas"]
     sources = _sources(["torch/module.cpp", "torch/*_cpu.cpp", "cpu/**/*.cpp"])
     kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=["-fopenmp"])
     if with_cuda:
