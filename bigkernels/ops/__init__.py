@@ -14,12 +14,13 @@ from .gru import gru_cell, gru_layer
 from .lstm import lstm_cell, lstm_layer
 from .rnn import rnn_cell, rnn_layer
 from .rnn_stack import rnn_stack
+from .attention_varlen import attention_decode, attention_varlen
 from .. import _native
 from ..backends import router as _router
 
 _native.load()
 _router.refresh()
 
-__all__ = ["attention", "batch_norm_act", "batchnorm", "bias_act", "conv", "conv2d", "epilogue", "gru",
-           "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack",
-           "scaled_dot_product_attention"]
+__all__ = ["attention", "attention_decode", "attention_varlen", "batch_norm_act", "batchnorm", "bias_act", "conv",
+           "conv2d", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn", "rnn_cell",
+           "rnn_layer", "rnn_stack", "scaled_dot_product_attention"]

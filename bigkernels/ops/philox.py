@@ -4,8 +4,8 @@ position), in plain torch for the torch/reference backends.
 
 Philox4x32-10 with Triton's conventions (`tl.randint(seed, offset)`: key =
 the seed's two 32-bit halves, counter = (offset_lo, offset_hi, 0, 0), first
-output word; `tl.rand`'s uint -> [0, 1) mapping), so a Triton or C++ kernel
-drawing at the same element index gets the same bits."""
+output word; `tl.rand`'s fold to [0, 2**31)), so a Triton or C++ kernel drawing at the
+same element index gets the same bits and the same keep decision."""
 import torch
 
 _MASK32 = 0xFFFFFFFF
@@ -37,22 +37,28 @@ def randint(seed: int, index: torch.Tensor) -> torch.Tensor:
     return c0
 
 
-def uniform(seed: int, index: torch.Tensor) -> torch.Tensor:
-    """Uniform floats in [0, 1) as Triton's tl.rand maps a uint32 (float64)."""
+def folded(seed: int, index: torch.Tensor) -> torch.Tensor:
+    """The word as a non-negative int in [0, 2**31), folded as tl.rand folds
+    it (bitcast to int32, x < 0 -> -x - 1); tl.rand is this times 2**-31."""
     x = randint(seed, index)
     x = torch.where(x >= 2**31, x - 2**32, x)  # bitcast to int32
-    x = torch.where(x < 0, -x - 1, x)
-    return x.double() * 4.6566127342e-10
+    return torch.where(x < 0, -x - 1, x)
+
+
+def threshold(p: float) -> int:
+    """floor(p * 2**31), as the kernels compute it (double precision)."""
+    return int(p * 2147483648.0)
 
 
 def keep_mask(seed: int, offset: int, shape, p: float, device="cpu") -> torch.Tensor:
-    """Dropout keep mask (True = kept) for a dense row-major `shape`: element
-    at flat index n uses counter offset + n."""
+    """Dropout keep mask (True = kept) for a dense row-major `shape`: the
+    element at flat index n uses counter offset + n and is kept iff its folded
+    word >= threshold(p) (an integer test: identical on every backend)."""
     numel = 1
     for s in shape:
         numel *= s
     index = torch.arange(numel, dtype=torch.int64, device=device) + offset
-    return (uniform(seed, index) >= p).view(shape)
+    return (folded(seed, index) >= threshold(p)).view(shape)
 
 
 def draw_seed() -> int:

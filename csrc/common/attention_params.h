@@ -34,6 +34,12 @@ struct AttentionParams {
   bool causal = false;
   double scale = 1.0;
 
+  // Dropout on the probabilities (0 = none): element (b, h, i, j) is kept iff
+  // dropout_keep(seed, offset + ((b * Hq + h) * Sq + i) * Skv + j, ...)
+  // (common/attention_philox.h); kept values are scaled by 1 / (1 - p).
+  double dropout_p = 0.0;
+  uint64_t seed = 0, offset = 0;
+
   // Outputs of the forward, inputs of the backward. o has q's shape with
   // o_stride; lse is (B, Hq, Sq) contiguous, natural log of sum(exp(scaled
   // scores)); -inf for a row that sees no key (its output is 0).
@@ -52,6 +58,16 @@ struct AttentionParams {
   int64_t dk_stride[3] = {0, 0, 0};
   void* dv = nullptr;
   int64_t dv_stride[3] = {0, 0, 0};
+
+  // Per-sequence lengths (else every sequence has seqlen_q / seqlen_kv):
+  // varlen: packed (total, H, D) tensors, sequence b spans rows
+  // [cu_seqlens_q[b], cu_seqlens_q[b + 1]) (batch strides 0, seqlen_q/kv = the
+  // maximum lengths, lse (Hq, total_q)); decode: seqused_k[b] keys of a
+  // (B, Hkv, S_max, D) cache are valid. Masks and dropout are dense-only.
+  const int64_t* cu_seqlens_q = nullptr;
+  const int64_t* cu_seqlens_k = nullptr;
+  const int64_t* seqused_k = nullptr;
+  int64_t total_q = 0;
 
   // Compute type: false = float32 (fp16/bf16 inputs are converted to it by the
   // glue), true = float64. Tile sizes are chosen by the glue.

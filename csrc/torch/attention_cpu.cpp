@@ -14,14 +14,14 @@ std::tuple<at::Tensor, at::Tensor> attention_cpu(const at::Tensor& q_in, const a
                                                  const at::Tensor& v_in, const std::optional<at::Tensor>& mask,
                                                  bool causal, double scale, double dropout_p, int64_t seed,
                                                  int64_t offset) {
-  TORCH_CHECK(dropout_p == 0.0, "bigkernels: the cpu attention kernel has no dropout; the router sends "
-              "dropout_p > 0 to the torch backend");
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, "bigkernels: dropout_p must be in [0, 1)");
   const auto compute = bk::glue::attention_compute_type(q_in);
   at::Tensor q = bk::glue::attention_operand(q_in, compute, "q");
   at::Tensor k = bk::glue::attention_operand(k_in, compute, "k");
   at::Tensor v = bk::glue::attention_operand(v_in, compute, "v");
   auto m = bk::glue::attention_mask(mask, q, k.size(2), compute);
   auto p = bk::glue::make_attention_params(q, k, v, m, causal, scale);
+  bk::glue::set_dropout(p, dropout_p, seed, offset);
   at::Tensor o = at::empty(q.sizes(), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
   p.o = o.data_ptr();
@@ -36,7 +36,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_backward_cpu(
     const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& out, const at::Tensor& lse,
     const std::optional<at::Tensor>& mask, bool causal, double scale, double dropout_p, int64_t seed,
     int64_t offset) {
-  TORCH_CHECK(dropout_p == 0.0, "bigkernels: the cpu attention kernel has no dropout");
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, "bigkernels: dropout_p must be in [0, 1)");
   const auto compute = bk::glue::attention_compute_type(q_in);
   at::Tensor q = bk::glue::attention_operand(q_in, compute, "q");
   at::Tensor k = bk::glue::attention_operand(k_in, compute, "k");
@@ -49,6 +49,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_backward_cpu(
               "bigkernels: lse must be (B, Hq, Sq)");
   auto m = bk::glue::attention_mask(mask, q, k.size(2), compute);
   auto p = bk::glue::make_attention_params(q, k, v, m, causal, scale);
+  bk::glue::set_dropout(p, dropout_p, seed, offset);
   at::Tensor dlse;
   if (grad_lse.has_value()) {
     dlse = grad_lse->to(compute).contiguous();

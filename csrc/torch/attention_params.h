@@ -56,9 +56,10 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
   p.causal = causal;
   p.scale = scale;
   p.fp64 = q.scalar_type() == at::kDouble;
-  // Tiles: 64 query rows x 128 keys keeps S, P, dP and the accumulators
-  // (~100 KiB fp32 at D = 64) in L2 while BLAS calls stay large enough to
-  // amortise their overhead (measured: docs/attention.md).
+  // Tiles: 64 query rows x 128 keys keep S, P, dP and the accumulators
+  // (~100 KiB fp32 at D = 64) in L2. Measured single-threaded at B=4, H=8,
+  // S=1024, D=64 (CPU time): 32x256 to 256x512 are within 10 % of each
+  // other, forward and backward; 64x64 costs +13 % on the backward.
   p.block_q = 64;
   p.block_kv = 128;
   if (mask.has_value()) {
@@ -72,6 +73,13 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
     for (int d = 0; d < 4; ++d) p.mask_stride[d] = mask->stride(d);
   }
   return p;
+}
+
+inline void set_dropout(AttentionParams& p, double dropout_p, int64_t seed, int64_t offset) {
+  TORCH_CHECK(seed >= 0 && offset >= 0, "bigkernels: dropout seed and offset must be non-negative");
+  p.dropout_p = dropout_p;
+  p.seed = uint64_t(seed);
+  p.offset = uint64_t(offset);
 }
 
 // The mask broadcast to (B, Hq, Sq, Skv) as a view, additive masks converted

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/attention_params.h"
+#include "common/attention_philox.h"
 
 namespace bk {
 namespace cpu {
@@ -20,16 +21,38 @@ inline T* at3(void* base, const int64_t* stride, int64_t b, int64_t h, int64_t s
   return static_cast<T*>(base) + b * stride[0] + h * stride[1] + s * stride[2];
 }
 
+// One sequence of the batch: its lengths and first rows (varlen: packed offsets).
+struct Seq {
+  int64_t sq, skv, q0, k0;
+};
+
+inline Seq seq_of(const AttentionParams& p, int64_t b) {
+  Seq s{p.seqlen_q, p.seqlen_kv, 0, 0};
+  if (p.cu_seqlens_q) {
+    s.q0 = p.cu_seqlens_q[b];
+    s.sq = p.cu_seqlens_q[b + 1] - s.q0;
+    s.k0 = p.cu_seqlens_k[b];
+    s.skv = p.cu_seqlens_k[b + 1] - s.k0;
+  }
+  if (p.seqused_k) s.skv = p.seqused_k[b];
+  return s;
+}
+
+// Row of (b, h, query 0) in lse / delta: (B, Hq, Sq) dense, (Hq, total_q) varlen.
+inline int64_t lse_row(const AttentionParams& p, const Seq& s, int64_t b, int64_t h) {
+  return p.cu_seqlens_q ? h * p.total_q + s.q0 : (b * p.heads_q + h) * p.seqlen_q;
+}
+
 // Causal, bottom-right aligned: query i sees keys j < i + 1 + (Skv - Sq).
-inline int64_t causal_end(const AttentionParams& p, int64_t i) {
-  return p.causal ? std::min(p.seqlen_kv, std::max<int64_t>(0, i + 1 + p.seqlen_kv - p.seqlen_q)) : p.seqlen_kv;
+inline int64_t causal_end(const AttentionParams& p, const Seq& s, int64_t i) {
+  return p.causal ? std::min(s.skv, std::max<int64_t>(0, i + 1 + s.skv - s.sq)) : s.skv;
 }
 
 // Adds the mask and the causal limit to the scores S[r][c] (query i0 + r,
 // key j0 + c). The mask is read through its strides (0 where broadcast).
 template <typename T>
-inline void mask_tile(const AttentionParams& p, T* S, int64_t ld, int64_t b, int64_t h, int64_t i0, int64_t rows,
-                      int64_t j0, int64_t cols) {
+inline void mask_tile(const AttentionParams& p, const Seq& sq, T* S, int64_t ld, int64_t b, int64_t h, int64_t i0,
+                      int64_t rows, int64_t j0, int64_t cols) {
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const int64_t* ms = p.mask_stride;
   for (int64_t r = 0; r < rows; ++r) {
@@ -43,7 +66,7 @@ inline void mask_tile(const AttentionParams& p, T* S, int64_t ld, int64_t b, int
       for (int64_t c = 0; c < cols; ++c) s[c] += m[c * ms[3]];
     }
     if (p.causal) {
-      const int64_t visible = std::clamp<int64_t>(causal_end(p, i) - j0, 0, cols);
+      const int64_t visible = std::clamp<int64_t>(causal_end(p, sq, i) - j0, 0, cols);
       for (int64_t c = visible; c < cols; ++c) s[c] = kNegInf;
     }
   }
@@ -51,8 +74,20 @@ inline void mask_tile(const AttentionParams& p, T* S, int64_t ld, int64_t b, int
 
 // True when the tile needs mask_tile at all: a mask, or keys past the causal
 // limit of its first row (rows further down see more).
-inline bool tile_needs_mask(const AttentionParams& p, int64_t i0, int64_t j0, int64_t cols) {
-  return p.mask_kind != AttnMask::None || (p.causal && j0 + cols > causal_end(p, i0));
+inline bool tile_needs_mask(const AttentionParams& p, const Seq& s, int64_t i0, int64_t j0, int64_t cols) {
+  return p.mask_kind != AttnMask::None || (p.causal && j0 + cols > causal_end(p, s, i0));
+}
+
+// Z[r][c] = 1 / (1 - p) where element (query i0 + r, key j0 + c) is kept, else 0.
+template <typename T>
+inline void dropout_tile(const AttentionParams& p, T* Z, int64_t ld, int64_t b, int64_t h, int64_t i0, int64_t rows,
+                         int64_t j0, int64_t cols) {
+  const T kept = T(1) / T(1 - p.dropout_p);
+  const int64_t threshold = dropout_threshold(p.dropout_p);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t row = p.offset + uint64_t(((b * p.heads_q + h) * p.seqlen_q + i0 + r) * p.seqlen_kv + j0);
+    for (int64_t c = 0; c < cols; ++c) Z[r * ld + c] = dropout_keep(p.seed, row + c, threshold) ? kept : T(0);
+  }
 }
 
 }  // namespace cpu

@@ -1,0 +1,196 @@
+"""Attention over packed sequences of different lengths (varlen) and against
+a KV cache (decode). Semantics as bigkernels.ops.attention per sequence
+(causal bottom-right per sequence)."""
+import math
+
+import torch
+
+from ..backends import dispatch, register, set_auto_order
+from ..composite import attention as composite
+from ..reference import attention as reference
+from . import _checks
+from ._library import define_native, op, qualname
+
+_VARLEN = ("(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, "
+           "int max_seqlen_k, bool causal, float scale) -> (Tensor, Tensor)")
+_VARLEN_BWD = ("(Tensor grad_out, Tensor? grad_lse, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
+               "Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, int max_seqlen_k, bool causal, "
+               "float scale) -> (Tensor, Tensor, Tensor)")
+_DECODE = "(Tensor q, Tensor k_cache, Tensor v_cache, Tensor seqused_k, float scale) -> Tensor"
+
+
+def _lse_dtype(q):
+    return torch.float64 if q.dtype == torch.float64 else torch.float32
+
+
+define_native("attention_varlen", _VARLEN, lambda q, k, v, *a: (
+    torch.empty_like(q, memory_format=torch.contiguous_format),
+    q.new_empty((q.shape[1], q.shape[0]), dtype=_lse_dtype(q))))
+define_native("attention_varlen_backward", _VARLEN_BWD, lambda g, gl, q, k, v, *a: (
+    torch.empty_like(q, memory_format=torch.contiguous_format),
+    torch.empty_like(k, memory_format=torch.contiguous_format),
+    torch.empty_like(v, memory_format=torch.contiguous_format)))
+define_native("attention_decode", _DECODE,
+              lambda q, k, v, s, scale: torch.empty_like(q, memory_format=torch.contiguous_format))
+
+
+def _setup(ctx, inputs, output):
+    q, k, v, cu_q, cu_k, max_q, max_k, causal, scale = inputs
+    ctx.save_for_backward(q, k, v, output[0], output[1], cu_q, cu_k)
+    ctx.args = (max_q, max_k, causal, scale)
+
+
+def _backward(ctx, grad_out, grad_lse):
+    q, k, v, out, lse, cu_q, cu_k = ctx.saved_tensors
+    dq, dk, dv = op("attention_varlen_backward")(grad_out, grad_lse, q, k, v, out, lse, cu_q, cu_k, *ctx.args)
+    return dq, dk, dv, None, None, None, None, None, None
+
+
+torch.library.register_autograd(qualname("attention_varlen"), _backward, setup_context=_setup)
+
+
+def _per_sequence(fn, q, k, v, cu_q, cu_k, causal, scale):
+    """The dense op on each sequence's rows (torch/reference backends)."""
+    outs = []
+    for qs, qe, ks, ke in zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), cu_k[:-1].tolist(), cu_k[1:].tolist()):
+        qi, ki, vi = (t.transpose(0, 1).unsqueeze(0) for t in (q[qs:qe], k[ks:ke], v[ks:ke]))
+        out, _ = fn(qi, ki, vi, None, causal, scale, 0.0, 0, 0, False)
+        outs.append(out[0].transpose(0, 1))
+    return torch.cat(outs)
+
+
+register("attention_varlen", "cpu", kernel="bigkernels::attention_varlen")(
+    lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: op("attention_varlen")(q, k, v, cu_q, cu_k, mq, mk, causal,
+                                                                             scale)[0])
+register("attention_varlen", "torch")(
+    lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: _per_sequence(composite.attention, q, k, v, cu_q, cu_k,
+                                                                     causal, scale))
+register("attention_varlen", "reference")(
+    lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: _per_sequence(reference.attention, q, k, v, cu_q, cu_k,
+                                                                     causal, scale))
+# One kernel call against a Python loop of SDPA calls: cpu first.
+set_auto_order("attention_varlen", "cpu", ("cpu", "torch"))
+
+
+def _decode_mask(q, seqused, s_max):
+    """Bool (B, 1, Sq, S_max): key j valid for new query t of sequence b iff
+    j < seqused[b] and j <= t + seqused[b] - Sq (bottom-right causal)."""
+    sq = q.shape[2]
+    j = torch.arange(s_max, device=q.device).view(1, 1, 1, -1)
+    t = torch.arange(sq, device=q.device).view(1, 1, -1, 1)
+    used = seqused.view(-1, 1, 1, 1)
+    return (j < used) & (j <= t + used - sq)
+
+
+register("attention_decode", "cpu", kernel="bigkernels::attention_decode")(
+    lambda q, kc, vc, used, scale: op("attention_decode")(q, kc, vc, used, scale))
+register("attention_decode", "torch")(
+    lambda q, kc, vc, used, scale: composite.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
+                                                       0.0, 0, 0, False)[0])
+register("attention_decode", "reference")(
+    lambda q, kc, vc, used, scale: reference.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
+                                                       0.0, 0, 0, False)[0])
+set_auto_order("attention_decode", "cpu", ("cpu", "torch"))
+
+
+def _check_cu(cu, name, total, device):
+    if not isinstance(cu, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(cu).__name__}")
+    if cu.dtype not in (torch.int32, torch.int64) or cu.dim() != 1 or cu.numel() < 2:
+        raise ValueError(f"{name} must be a 1-D int32/int64 tensor of batch + 1 offsets, got {cu.dtype} "
+                         f"{list(cu.shape)}")
+    _checks.same_device(cu, name, torch.empty(0, device=device), "q")
+    cu = cu.to(torch.int64).contiguous()
+    if int(cu[0]) != 0 or int(cu[-1]) != total or bool((cu[1:] < cu[:-1]).any()):
+        raise ValueError(f"{name} must start at 0, be non-decreasing and end at {total} (the packed length)")
+    return cu
+
+
+def _scale(scale, d):
+    if scale is None:
+        return 1.0 / math.sqrt(d)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
+    return float(scale)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *, causal=False, scale=None):
+    """Attention over packed sequences: q (total_q, Hq, D), k/v (total_k, Hkv, D);
+    sequence b is rows cu_seqlens_q[b]:cu_seqlens_q[b+1] of q and
+    cu_seqlens_k[b]:cu_seqlens_k[b+1] of k/v. No compute is spent on padding.
+    causal: bottom-right per sequence. Returns (total_q, Hq, D); differentiable."""
+    for t, name in ((q, "q"), (k, "k"), (v, "v")):
+        _checks.tensor(t, name)
+        if t.dim() != 3:
+            raise ValueError(f"{name} must be 3-D (total, H, D), got shape {list(t.shape)}")
+    _checks.same_device(q, "q", k, "k")
+    _checks.same_device(q, "q", v, "v")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got {list(k.shape)} and {list(v.shape)}")
+    if k.shape[2] != q.shape[2] or k.shape[1] == 0 or q.shape[1] % k.shape[1]:
+        raise ValueError(f"q {list(q.shape)} and k {list(k.shape)}: head dims must match and q's heads must be a "
+                         f"multiple of k's")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    cu_q = _check_cu(cu_seqlens_q, "cu_seqlens_q", q.shape[0], q.device)
+    cu_k = _check_cu(cu_seqlens_k, "cu_seqlens_k", k.shape[0], q.device)
+    if cu_q.numel() != cu_k.numel():
+        raise ValueError(f"cu_seqlens_q and cu_seqlens_k must have the same length, got {cu_q.numel()} and "
+                         f"{cu_k.numel()}")
+    for m, cu, name in ((max_seqlen_q, cu_q, "max_seqlen_q"), (max_seqlen_k, cu_k, "max_seqlen_k")):
+        if not isinstance(m, int) or isinstance(m, bool):
+            raise TypeError(f"{name} must be an int, got {type(m).__name__}")
+        if m < int((cu[1:] - cu[:-1]).max()):
+            raise ValueError(f"{name}={m} is shorter than the longest sequence")
+    dtype = _checks.common_dtype((q, k, v), ("q", "k", "v"))
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    return dispatch("attention_varlen", q.device.type, q, k, v, cu_q, cu_k, max_seqlen_q, max_seqlen_k, causal,
+                    _scale(scale, q.shape[2]))
+
+
+def attention_decode(q, k_cache, v_cache, cache_seqlens, *, k_new=None, v_new=None, scale=None):
+    """Decoding step: q (B, Hq, Sq, D) new queries against a KV cache
+    (B, Hkv, S_max, D) holding cache_seqlens[b] valid positions. k_new/v_new
+    (B, Hkv, Sn, D), if given, are first written into the caches in place at
+    positions cache_seqlens[b] .. + Sn (cache_seqlens itself is not changed).
+    The new queries are the last Sq positions: causal, bottom-right.
+    Inference only (no autograd)."""
+    for t, name in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache")):
+        _checks.tensor(t, name)
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D, got shape {list(t.shape)}")
+        _checks.same_device(q, "q", t, name)
+    if k_cache.shape != v_cache.shape:
+        raise ValueError(f"k_cache and v_cache must have the same shape, got {list(k_cache.shape)} and "
+                         f"{list(v_cache.shape)}")
+    b, hq, sq, d = q.shape
+    _, hkv, s_max, dk = k_cache.shape
+    if k_cache.shape[0] != b or dk != d or hkv == 0 or hq % hkv:
+        raise ValueError(f"q {list(q.shape)} and k_cache {list(k_cache.shape)}: batch and head dim must match and "
+                         f"q's heads must be a multiple of the cache's")
+    if not isinstance(cache_seqlens, torch.Tensor) or cache_seqlens.shape != (b,) or \
+            cache_seqlens.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape ({b},)")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_cache, v_cache)):
+        raise ValueError("attention_decode is inference-only: call it under torch.no_grad()")
+    lens = cache_seqlens.to(device=q.device, dtype=torch.int64)
+    used = lens
+    if (k_new is None) != (v_new is None):
+        raise ValueError("k_new and v_new must be given together")
+    if k_new is not None:
+        for t, name in ((k_new, "k_new"), (v_new, "v_new")):
+            _checks.tensor(t, name)
+            if t.dim() != 4 or t.shape[:2] != (b, hkv) or t.shape[3] != d or t.shape != k_new.shape:
+                raise ValueError(f"{name} must be ({b}, {hkv}, Sn, {d}), got {list(t.shape)}")
+        n = k_new.shape[2]
+        used = lens + n
+        if int(used.max()) > s_max:
+            raise ValueError(f"cache_seqlens + {n} new positions exceed the cache length {s_max}")
+        idx = (lens.view(b, 1, 1, 1) + torch.arange(n, device=q.device).view(1, 1, n, 1)).expand(b, hkv, n, d)
+        k_cache.scatter_(2, idx, k_new.to(k_cache.dtype))
+        v_cache.scatter_(2, idx, v_new.to(v_cache.dtype))
+    elif int(used.max()) > s_max or int(used.min()) < 0:
+        raise ValueError(f"cache_seqlens must be in [0, {s_max}]")
+    dtype = _checks.common_dtype((q, k_cache, v_cache), ("q", "k_cache", "v_cache"))
+    return dispatch("attention_decode", q.device.type, q.to(dtype), k_cache.to(dtype), v_cache.to(dtype),
+                    used.contiguous(), _scale(scale, d))

@@ -1,0 +1,211 @@
+"""Triton attention, FlashAttention-2 style (semantics: bigkernels/reference/attention.py).
+
+Forward: one program per (query block, batch * head); K/V blocks streamed
+through an online softmax in base 2 (scores pre-multiplied by scale*log2 e).
+Causal runs in two stages: key blocks that every row of the query block sees
+(no mask code at all), then the blocks on the diagonal, bottom-right aligned,
+with the causal, sequence-end and user masks. Without causal, the first stage
+covers all whole key blocks and the second the ragged tail.
+Backward (no atomics, deterministic): delta = rowsum(dO * O) - dLSE in torch,
+then one kernel per key block for dK/dV (looping over the GQA group's query
+heads and the visible query blocks) and one per query block for dQ.
+Masks are read through their broadcast strides; any head dim <= 256 is padded
+to a power of two inside the kernels (loads masked)."""
+import triton
+import triton.language as tl
+
+from ._op import interpreted
+
+LOG2E = 1.4426950408889634
+MAX_HEAD_DIM = 256
+
+
+def _fwd_configs():
+    if interpreted():  # pinned: the interpreter runs every config it is given
+        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+            for bm in (64, 128) for bn in (32, 64, 128) for w in (4, 8) for s in (2, 3)
+            if not (w == 8 and bm * bn < 128 * 128) and bn <= bm]
+
+
+def _bwd_block(d):
+    return 16 if interpreted() else (64 if d <= 64 else 32)
+
+
+@triton.jit
+def _mask_scores(s, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv,
+                 CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, EDGE: tl.constexpr):
+    """Applies the user mask (always) and, on edge tiles, the sequence end and
+    the causal limit to base-2 scores s (rows offs_m, keys cols)."""
+    if MASK_KIND == 1:
+        keep = tl.load(mask_ptr + offs_m[:, None] * ms_i + cols[None, :] * ms_j,
+                       mask=(offs_m[:, None] < Sq) & (cols[None, :] < Skv), other=0)
+        s = tl.where(keep != 0, s, float("-inf"))
+    if MASK_KIND == 2:
+        add = tl.load(mask_ptr + offs_m[:, None] * ms_i + cols[None, :] * ms_j,
+                      mask=(offs_m[:, None] < Sq) & (cols[None, :] < Skv), other=0.0)
+        s = s + add * 1.4426950408889634
+    if EDGE:
+        ok = cols[None, :] < Skv
+        if CAUSAL:
+            ok = ok & (cols[None, :] <= offs_m[:, None] + (Skv - Sq))
+        s = tl.where(ok, s, float("-inf"))
+    return s
+
+
+@triton.jit
+def _fwd_stage(acc, m_i, l_i, q, K, V, sk_n, sv_n, offs_m, offs_n, offs_d, lo, hi, mask_ptr, ms_i, ms_j,
+               Sq, Skv, D, qk_scale, CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, EDGE: tl.constexpr,
+               BLOCK_N: tl.constexpr, PREC: tl.constexpr):
+    for n0 in range(lo, hi, BLOCK_N):
+        cols = n0 + offs_n
+        kt = tl.load(K + cols[None, :] * sk_n + offs_d[:, None], mask=(cols[None, :] < Skv) & (offs_d[:, None] < D),
+                     other=0.0)
+        s = tl.dot(q, kt, input_precision=PREC) * qk_scale
+        s = _mask_scores(s, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, CAUSAL, MASK_KIND, EDGE)
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row with nothing visible yet
+        p = tl.math.exp2(s - m_safe[:, None])
+        alpha = tl.math.exp2(m_i - m_safe)
+        v = tl.load(V + (n0 + offs_n)[:, None] * sv_n + offs_d[None, :],
+                    mask=((n0 + offs_n)[:, None] < Skv) & (offs_d[None, :] < D), other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        m_i = m_new
+    return acc, m_i, l_i
+
+
+@triton.autotune(configs=_fwd_configs(), key=["BLOCK_D", "CAUSAL", "MASK_KIND"])
+@triton.jit
+def _attn_fwd(Q, K, V, O, LSE, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, so_b, so_h, so_s,
+              ms_b, ms_h, ms_i, ms_j, Hq, group, Sq, Skv, D, qk_scale,
+              CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // Hq
+    h = bh % Hq
+    hk = h // group
+    m0 = pid_m * BLOCK_M
+    offs_m = m0 + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :],
+                mask=(offs_m[:, None] < Sq) & (offs_d[None, :] < D), other=0.0)
+    Kb = K + b.to(tl.int64) * sk_b + hk * sk_h
+    Vb = V + b.to(tl.int64) * sv_b + hk * sv_h
+    mask_ptr = Mask + b.to(tl.int64) * ms_b + h * ms_h
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    if CAUSAL:
+        # keys every row of the block sees: j < m0 + 1 + Skv - Sq (the first row's limit)
+        full = tl.minimum(tl.maximum(m0 + 1 + Skv - Sq, 0), Skv) // BLOCK_N * BLOCK_N
+        end = tl.minimum(tl.maximum(m0 + BLOCK_M + Skv - Sq, 0), Skv)
+    else:
+        full = Skv // BLOCK_N * BLOCK_N
+        end = Skv
+    acc, m_i, l_i = _fwd_stage(acc, m_i, l_i, q, Kb, Vb, sk_s, sv_s, offs_m, offs_n, offs_d, 0, full, mask_ptr,
+                               ms_i, ms_j, Sq, Skv, D, qk_scale, CAUSAL, MASK_KIND, False, BLOCK_N, PREC)
+    acc, m_i, l_i = _fwd_stage(acc, m_i, l_i, q, Kb, Vb, sk_s, sv_s, offs_m, offs_n, offs_d, full, end, mask_ptr,
+                               ms_i, ms_j, Sq, Skv, D, qk_scale, CAUSAL, MASK_KIND, True, BLOCK_N, PREC)
+    seen = l_i > 0
+    out = acc / tl.where(seen, l_i, 1.0)[:, None]
+    tl.store(O + b.to(tl.int64) * so_b + h * so_h + offs_m[:, None] * so_s + offs_d[None, :],
+             out.to(O.dtype.element_ty), mask=(offs_m[:, None] < Sq) & (offs_d[None, :] < D))
+    lse = tl.where(seen, (m_i + tl.math.log2(tl.where(seen, l_i, 1.0))) * 0.6931471805599453, float("-inf"))
+    tl.store(LSE + bh.to(tl.int64) * Sq + offs_m, lse, mask=offs_m < Sq)
+
+
+@triton.jit
+def _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
+              CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, PREC: tl.constexpr):
+    """P and dS = P (dO V^T - delta) of one (query block, key block) tile."""
+    s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
+    s = _mask_scores(s, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, CAUSAL, MASK_KIND, True)
+    p = tl.math.exp2(s - lse2[:, None])  # lse2 = +inf on rows that saw nothing: P = 0
+    dp = tl.dot(do, tl.trans(v), input_precision=PREC)
+    return p, p * (dp - delta[:, None])
+
+
+@triton.jit
+def _attn_bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s,
+                   sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, Hkv, group, Sq, Skv, D, scale, qk_scale,
+                   CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    n0 = tl.program_id(0) * BLOCK_N
+    bh = tl.program_id(1)
+    b = bh // Hkv
+    hk = bh % Hkv
+    cols = n0 + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    kv_mask = (cols[:, None] < Skv) & (offs_d[None, :] < D)
+    k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + cols[:, None] * sk_s + offs_d[None, :], mask=kv_mask,
+                other=0.0)
+    v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + cols[:, None] * sv_s + offs_d[None, :], mask=kv_mask,
+                other=0.0)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    start = 0
+    if CAUSAL:  # the first query that sees key n0: i >= n0 - (Skv - Sq)
+        start = tl.maximum(n0 - (Skv - Sq), 0) // BLOCK_M * BLOCK_M
+    for h in range(hk * group, (hk + 1) * group):
+        mask_ptr = Mask + b.to(tl.int64) * ms_b + h * ms_h
+        row0 = (b * Hq + h).to(tl.int64) * Sq
+        for m0 in range(start, Sq, BLOCK_M):
+            offs_m = m0 + tl.arange(0, BLOCK_M)
+            rmask = (offs_m[:, None] < Sq) & (offs_d[None, :] < D)
+            q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :],
+                        mask=rmask, other=0.0)
+            do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + offs_m[:, None] * sd_s + offs_d[None, :],
+                         mask=rmask, other=0.0)
+            lse = tl.load(LSE + row0 + offs_m, mask=offs_m < Sq, other=float("-inf"))
+            lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+            delta = tl.load(Delta + row0 + offs_m, mask=offs_m < Sq, other=0.0)
+            p, ds = _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
+                              CAUSAL, MASK_KIND, PREC)
+            dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
+            dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
+    out = b.to(tl.int64) * Hkv * Skv * D + hk * Skv * D + cols[:, None] * D + offs_d[None, :]
+    tl.store(DK + out, (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
+    tl.store(DV + out, dv.to(DV.dtype.element_ty), mask=kv_mask)
+
+
+@triton.jit
+def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s,
+                 sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, group, Sq, Skv, D, scale, qk_scale,
+                 CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    m0 = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = bh // Hq
+    h = bh % Hq
+    hk = h // group
+    offs_m = m0 + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    rmask = (offs_m[:, None] < Sq) & (offs_d[None, :] < D)
+    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :], mask=rmask,
+                other=0.0)
+    do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + offs_m[:, None] * sd_s + offs_d[None, :], mask=rmask,
+                 other=0.0)
+    row0 = bh.to(tl.int64) * Sq
+    lse = tl.load(LSE + row0 + offs_m, mask=offs_m < Sq, other=float("-inf"))
+    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+    delta = tl.load(Delta + row0 + offs_m, mask=offs_m < Sq, other=0.0)
+    mask_ptr = Mask + b.to(tl.int64) * ms_b + h * ms_h
+    end = Skv
+    if CAUSAL:
+        end = tl.minimum(tl.maximum(m0 + BLOCK_M + Skv - Sq, 0), Skv)
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for n0 in range(0, end, BLOCK_N):
+        cols = n0 + tl.arange(0, BLOCK_N)
+        kv_mask = (cols[:, None] < Skv) & (offs_d[None, :] < D)
+        k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + cols[:, None] * sk_s + offs_d[None, :], mask=kv_mask,
+                    other=0.0)
+        v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + cols[:, None] * sv_s + offs_d[None, :], mask=kv_mask,
+                    other=0.0)
+        p, ds = _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
+                          CAUSAL, MASK_KIND, PREC)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
+    tl.store(DQ + row0 * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
+             mask=rmask)
