@@ -58,11 +58,23 @@ def _check(backend, dtype, shape):
         assert_close(go, gr, gt, name=f"grad {name}", scale=max(1.0, gr.abs().max().item()))
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch"])
+TRITON = pytest.param("triton", marks=pytest.mark.triton)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch", TRITON])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_lstm_layer_matches_reference(backend, dtype, shape):
+    if backend == "triton" and dtype == torch.float64:
+        pytest.skip("the triton kernel computes in fp32; float64 is served by cpu/torch")
     _check(backend, dtype, shape)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_triton_multi_tile(dtype):
+    """B and H spanning several 16 x 32 tiles, P > BLOCK_K (the dot's k loop)."""
+    _check("triton", dtype, (3, 18, 37, 0, False))
 
 
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
@@ -118,17 +130,18 @@ def test_inference_saves_no_workspace():
     assert gates.shape[0] == 0 and cs.shape[0] == 0
 
 
+@pytest.mark.parametrize("variant", ["", pytest.param("_triton", marks=pytest.mark.triton)])
 @pytest.mark.parametrize("proj", [0, 2])
-def test_opcheck(proj):
-    ensure_backend("cpu")
+def test_opcheck(variant, proj):
+    ensure_backend("triton" if variant else "cpu")
     _, a, _ = _inputs(3, 2, 4, proj, torch.float32)
     x, h, c, w, wr = a
     for train in (True, False):
-        torch.library.opcheck(op("lstm_layer"), (x, h, c, w, wr, True, train))
-    y, hT, cT, gates, cs = op("lstm_layer")(*(t.detach() if t is not None else None for t in a), False, True)
+        torch.library.opcheck(op("lstm_layer" + variant), (x, h, c, w, wr, True, train))
+    y, hT, cT, gates, cs = op("lstm_layer" + variant)(*(t.detach() if t is not None else None for t in a), False, True)
     gy, gh, gc = torch.randn_like(y), torch.randn_like(hT), torch.randn_like(cT)
     dt = [t.detach() if t is not None else None for t in (h, c, w, wr)]
-    torch.library.opcheck(op("lstm_layer_backward"), (gy, gh, gc, *dt, y, gates, cs, False))
+    torch.library.opcheck(op("lstm_layer_backward" + variant), (gy, gh, gc, *dt, y, gates, cs, False))
 
 
 def test_double_backward_raises_clearly():
@@ -141,7 +154,7 @@ def test_double_backward_raises_clearly():
         gx.sum().backward()
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch"])
+@pytest.mark.parametrize("backend", ["cpu", "torch", TRITON])
 def test_compiles_without_graph_breaks(backend):
     ensure_backend(backend)
     _, a, at = _inputs(4, 2, 5, 3, torch.float32)

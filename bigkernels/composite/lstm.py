@@ -52,3 +52,23 @@ def rnn_layer(x_proj, h0, w_hh, nonlinearity, reverse):
         ys[t] = h
     y = torch.stack(ys) if ys else x_proj.new_empty(0, *h0.shape)
     return y, h
+
+
+def layernorm_lstm_layer(x_proj, h0, c0, w_hh, ln_hh, ln_c, eps, reverse):
+    """Layer-normalised LSTM (Ba et al. 2016; haste's LayerNormLSTM): the
+    caller passes x_proj = LN_ih(x W_ih^T) + b; per step
+    z = x_proj[t] + LN_hh(h W_hh^T), c = f c + i g, h = o tanh(LN_c(c)).
+    ln_hh = (weight [4H], bias [4H]), ln_c = (weight [H], bias [H])."""
+    F = torch.nn.functional
+    h, c = h0, c0
+    H = c0.shape[-1]
+    T = x_proj.shape[0]
+    ys = [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        z = x_proj[t] + F.layer_norm(h @ w_hh.t(), (4 * H,), ln_hh[0], ln_hh[1], eps)
+        i, f, g, o = z.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, (H,), ln_c[0], ln_c[1], eps))
+        ys[t] = h
+    y = torch.stack(ys) if ys else x_proj.new_empty(0, *h0.shape)
+    return y, h, c

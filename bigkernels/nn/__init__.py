@@ -5,3 +5,4 @@ from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerE
 from .rnn import GRU, LSTM, RNN  # noqa: E402
 from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .conv import Conv2dBNAct, FusedConv2d, from_modules  # noqa: E402,F401
+from .layernorm_lstm import LayerNormLSTM  # noqa: E402

@@ -9,8 +9,9 @@ from .epilogue import bias_act
 # The function shadows its module as an attribute (import the module with importlib).
 from .attention import attention
 from .attention_sdpa import scaled_dot_product_attention
-from . import gru, lstm, rnn, rnn_stack
+from . import gru, layernorm_lstm, lstm, rnn, rnn_stack
 from .gru import gru_cell, gru_layer
+from .layernorm_lstm import layernorm_lstm_layer
 from .lstm import lstm_cell, lstm_layer
 from .rnn import rnn_cell, rnn_layer
 from .rnn_stack import rnn_stack
@@ -22,5 +23,5 @@ _native.load()
 _router.refresh()
 
 __all__ = ["attention", "attention_decode", "attention_varlen", "batch_norm_act", "batchnorm", "bias_act", "conv",
-           "conv2d", "epilogue", "gru", "gru_cell", "gru_layer", "lstm", "lstm_cell", "lstm_layer", "rnn", "rnn_cell",
-           "rnn_layer", "rnn_stack", "scaled_dot_product_attention"]
+           "conv2d", "epilogue", "gru", "gru_cell", "gru_layer", "layernorm_lstm", "layernorm_lstm_layer", "lstm",
+           "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack", "scaled_dot_product_attention"]

@@ -6,7 +6,7 @@ computes it for every timestep as one large GEMM (bigkernels.nn.LSTM does).
 Equations and gate order (i, f, g, o) are torch's."""
 import torch
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
@@ -72,6 +72,17 @@ def _register_autograd(forward_name, backward_name):
 
 _register_autograd("lstm_layer", "lstm_layer_backward")
 
+if availability.triton_installed():
+    from ..triton import lstm as _triton_lstm  # noqa: F401  (defines the _triton ops)
+
+    _register_autograd("lstm_layer_triton", "lstm_layer_backward_triton")
+
+
+def _triton_supports(x_proj, *args):
+    if x_proj.dtype == torch.float64:
+        return "the triton kernel computes in fp32: float64 is served by cpu/torch"
+    return None
+
 
 def _native(name):
     def run(x_proj, h0, c0, w_hh, w_hr, reverse):
@@ -83,6 +94,7 @@ def _native(name):
 
 
 register("lstm_layer", "cpu", kernel="bigkernels::lstm_layer")(_native("lstm_layer"))
+register("lstm_layer", "triton", supports=_triton_supports)(_native("lstm_layer_triton"))
 register("lstm_layer", "torch")(composite.lstm_layer)
 register("lstm_layer", "reference")(reference.lstm_layer)
 set_auto_order("lstm_layer", "cpu", ("cpu", "torch"))

@@ -13,6 +13,7 @@
 
 #include "cpu/lstm/gemm.h"
 #include "cpu/lstm/lstm_gates.h"
+#include "cpu/lstm/packed_weight.h"
 
 namespace bk {
 namespace cpu {
@@ -34,14 +35,16 @@ void forward(const LstmParams& p) {
   T* mbuf = cbuf + (cs ? 0 : 2 * B * H);
   const T* h_prev = static_cast<const T*>(p.h0);
   const T* c_prev = static_cast<const T*>(p.c0);
+  const PackedWeight<T> W(w, true, G, P, B);
+  const PackedWeight<T> Wr(whr, true, P, whr ? H : 0, B);
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
-    gemm_rm<T>(false, true, B, G, P, T(1), h_prev, P, w, P, T(0), z, G);
+    W.mul(B, h_prev, z);
     T* c = cs ? cs + t * B * H : cbuf + (s & 1) * B * H;
     T* yt = y + t * B * P;
     T* m = whr ? mbuf : yt;
     lstm_gates_forward<T>(xp + t * B * G, z, c_prev, gates ? gates + t * B * G : nullptr, c, m, B, H);
-    if (whr) gemm_rm<T>(false, true, B, P, H, T(1), m, H, whr, H, T(0), yt, P);
+    if (whr) Wr.mul(B, m, yt);
     h_prev = yt;
     c_prev = c;
   }
@@ -79,6 +82,8 @@ void backward(const LstmParams& p) {
   T* dh_all = buf.data();
   T* m_all = dh_all + T_ * B * P;
   T* dm = m_all + T_ * B * H;
+  const PackedWeight<T> W(w, false, P, G, B);
+  const PackedWeight<T> Wr(whr, false, whr ? H : 0, P, B);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
     const int64_t t_prev = p.reverse ? t + 1 : t - 1;
@@ -86,12 +91,12 @@ void backward(const LstmParams& p) {
     const T* gyt = gy + t * B * P;
     for (int64_t k = 0; k < B * P; ++k) dh[k] = gyt[k] + dh_rec[k];
     if (whr) {
-      gemm_rm<T>(false, false, B, H, P, T(1), dh, P, whr, H, T(0), dm, H);
+      Wr.mul(B, dh, dm);
     }
     const T* c_prev = s == 0 ? c0 : cs + t_prev * B * H;
     lstm_gates_backward<T>(gates + t * B * G, cs + t * B * H, c_prev, whr ? dm : dh, dc, dz + t * B * G,
                            whr ? m_all + t * B * H : nullptr, B, H);
-    gemm_rm<T>(false, false, B, P, G, T(1), dz + t * B * G, G, w, P, T(0), dh_rec, P);
+    W.mul(B, dz + t * B * G, dh_rec);
   }
   // dW_hh = sum_t dz_t^T h_{t-1}: h_{t-1} is h0 for the first processed step
   // and the previous step's output (y shifted by one) for the others.

@@ -1,0 +1,77 @@
+"""LSTM benchmarks: bigkernels.nn.LSTM (forced `cpu`, and `auto`) against
+torch.nn.LSTM in the same run. Forward FLOPs count the input projection and
+the recurrent GEMMs (2 * 4H * (I + P) per row and step); fwd+bwd counts 3x."""
+import torch
+
+from ..case import Case
+
+FAMILY = "lstm"
+# (name, T, B, I, H, layers, proj, train)
+HEADLINE = [
+    ("b1 inference", 100, 1, 256, 256, 2, 0, False),
+    ("b16 inference", 100, 16, 256, 256, 2, 0, False),
+    ("b16 fwd+bwd", 100, 16, 256, 256, 2, 0, True),
+    ("fastrnns inference", 100, 64, 512, 512, 1, 0, False),
+    ("fastrnns fwd+bwd", 100, 64, 512, 512, 1, 0, True),
+    ("b16 proj128 inference", 100, 16, 256, 256, 2, 128, False),
+    ("b16 proj128 fwd+bwd", 100, 16, 256, 256, 2, 128, True),
+]
+
+
+def _sweep(quick):
+    bs, hs = ((1, 32), (128, 512)) if quick else ((1, 8, 32, 64), (128, 256, 512, 1024))
+    return [(f"sweep B{b} H{h} {mode}", 50, b, h, h, 1, 0, train)
+            for b in bs for h in hs for mode, train in (("inference", False), ("fwd+bwd", True))]
+
+
+def _flops(T, B, I, H, layers, proj, train):
+    P = proj or H
+    fwd = 0
+    for layer in range(layers):
+        fwd += 2 * T * B * 4 * H * ((I if layer == 0 else P) + P) + (2 * T * B * P * H if proj else 0)
+    return fwd * (3 if train else 1)
+
+
+def _case(name, T, B, I, H, layers, proj, train, device):
+    import bigkernels
+    from bigkernels import nn as bnn
+
+    torch.manual_seed(0)
+    theirs = torch.nn.LSTM(I, H, layers, proj_size=proj).to(device)
+    ours = bnn.LSTM(I, H, layers, proj_size=proj).to(device)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(T, B, I, device=device, requires_grad=train)
+
+    def run(module, backend=None):
+        def call():
+            with bigkernels.use_backend(backend or "auto"), torch.set_grad_enabled(train):
+                y = module(x)[0]
+                if train:
+                    y.sum().backward()
+            return y
+
+        return call
+
+    impls = {"torch": run(theirs), "cpu": run(ours, "cpu"), "auto": run(ours)}
+    if device != "cpu":
+        impls.pop("cpu")
+
+    def validate():
+        with torch.no_grad():
+            ref = theirs(x)[0]
+            for key in ("cpu", "auto"):
+                if key in impls:
+                    with bigkernels.use_backend("cpu" if key == "cpu" else "auto"):
+                        err = (ours(x)[0] - ref).abs().max().item()
+                    if err > 1e-4:
+                        return f"{key}: max |y - torch| = {err:.3g}"
+        return None
+
+    params = dict(T=T, B=B, I=I, H=H, layers=layers, proj_size=proj, mode="fwd+bwd" if train else "inference",
+                  dtype="float32", threads=torch.get_num_threads())
+    return Case(FAMILY, name, params, impls, "torch", flops=_flops(T, B, I, H, layers, proj, train),
+                validate=validate)
+
+
+def cases(quick: bool, device: str) -> list:
+    return [_case(*spec, device=device) for spec in HEADLINE + _sweep(quick)]
