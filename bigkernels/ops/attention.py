@@ -79,8 +79,6 @@ def _triton_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset,
         return "the triton kernels compute in fp32: float64 is served by cpu/torch"
     if q.shape[3] > 256:
         return f"the triton kernels take head dims up to 256, got {q.shape[3]}"
-    if dropout_p > 0:
-        return "dropout is not in the triton kernels yet (cpu and torch serve it)"
     return kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse)
 
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
@@ -40,13 +40,16 @@ def _setup(ctx, inputs, output):
     ctx.args = (max_q, max_k, causal, scale)
 
 
-def _backward(ctx, grad_out, grad_lse):
-    q, k, v, out, lse, cu_q, cu_k = ctx.saved_tensors
-    dq, dk, dv = op("attention_varlen_backward")(grad_out, grad_lse, q, k, v, out, lse, cu_q, cu_k, *ctx.args)
-    return dq, dk, dv, None, None, None, None, None, None
+def _register_varlen_autograd(forward_name, backward_name):
+    def backward(ctx, grad_out, grad_lse):
+        q, k, v, out, lse, cu_q, cu_k = ctx.saved_tensors
+        dq, dk, dv = op(backward_name)(grad_out, grad_lse, q, k, v, out, lse, cu_q, cu_k, *ctx.args)
+        return dq, dk, dv, None, None, None, None, None, None
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=_setup)
 
 
-torch.library.register_autograd(qualname("attention_varlen"), _backward, setup_context=_setup)
+_register_varlen_autograd("attention_varlen", "attention_varlen_backward")
 
 
 def _per_sequence(fn, q, k, v, cu_q, cu_k, causal, scale):
@@ -91,6 +94,26 @@ register("attention_decode", "reference")(
     lambda q, kc, vc, used, scale: reference.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
                                                        0.0, 0, 0, False)[0])
 set_auto_order("attention_decode", "cpu", ("cpu", "torch"))
+
+if availability.triton_installed():
+    from ..triton import attention_decode as _triton_decode  # noqa: F401  (defines the _triton op)
+
+    def _decode_triton_supports(q, *args):
+        if q.dtype == torch.float64:
+            return "the triton kernels compute in fp32: float64 is served by cpu/torch"
+        if q.shape[-1] > 256:
+            return f"the triton kernels take head dims up to 256, got {q.shape[-1]}"
+        return None
+
+    from ..triton import attention_ops as _triton_attention  # noqa: F401  (the varlen _triton ops)
+
+    _register_varlen_autograd("attention_varlen_triton", "attention_varlen_backward_triton")
+    register("attention_varlen", "triton",
+             supports=_decode_triton_supports)(
+        lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: op("attention_varlen_triton")(q, k, v, cu_q, cu_k, mq, mk,
+                                                                                        causal, scale)[0])
+    register("attention_decode", "triton", supports=_decode_triton_supports)(
+        lambda q, kc, vc, used, scale: op("attention_decode_triton")(q, kc, vc, used, scale))
 
 
 def _check_cu(cu, name, total, device):

@@ -54,9 +54,24 @@ def _mask_scores(s, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv,
 
 
 @triton.jit
+def _dropout_scale(seed, offset, bh, offs_m, cols, Sq, Skv, threshold, keep_scale):
+    """1 / (1 - p) where the shared Philox keeps element (b*Hq + h, i, j), else 0
+    (bigkernels/ops/philox.py: counter = offset + flat index, integer test)."""
+    index = offset + (bh.to(tl.int64) * Sq + offs_m[:, None]) * Skv + cols[None, :]
+    c0 = (index & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (index >> 32).to(tl.uint32)
+    zero = tl.zeros_like(c0)
+    word, _, _, _ = tl.philox(seed, c0, c1, zero, zero)
+    x = word.to(tl.int32, bitcast=True)
+    folded = tl.where(x < 0, -x - 1, x)
+    return tl.where(folded.to(tl.int64) >= threshold, keep_scale, 0.0)
+
+
+@triton.jit
 def _fwd_stage(acc, m_i, l_i, q, K, V, sk_n, sv_n, offs_m, offs_n, offs_d, lo, hi, mask_ptr, ms_i, ms_j,
-               Sq, Skv, D, qk_scale, CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, EDGE: tl.constexpr,
-               BLOCK_N: tl.constexpr, PREC: tl.constexpr):
+               Sq, Skv, D, qk_scale, seed, offset, bh, threshold, keep_scale, CAUSAL: tl.constexpr,
+               MASK_KIND: tl.constexpr, EDGE: tl.constexpr, BLOCK_N: tl.constexpr, PREC: tl.constexpr,
+               DROPOUT: tl.constexpr):
     for n0 in range(lo, hi, BLOCK_N):
         cols = n0 + offs_n
         kt = tl.load(K + cols[None, :] * sk_n + offs_d[:, None], mask=(cols[None, :] < Skv) & (offs_d[:, None] < D),
@@ -69,31 +84,46 @@ def _fwd_stage(acc, m_i, l_i, q, K, V, sk_n, sv_n, offs_m, offs_n, offs_d, lo, h
         alpha = tl.math.exp2(m_i - m_safe)
         v = tl.load(V + (n0 + offs_n)[:, None] * sv_n + offs_d[None, :],
                     mask=((n0 + offs_n)[:, None] < Skv) & (offs_d[None, :] < D), other=0.0)
+        l_i = l_i * alpha + tl.sum(p, 1)  # the normaliser sums the undropped P
+        if DROPOUT:
+            p = p * _dropout_scale(seed, offset, bh, offs_m, cols, Sq, Skv, threshold, keep_scale)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
-        l_i = l_i * alpha + tl.sum(p, 1)
         m_i = m_new
     return acc, m_i, l_i
+
+
+@triton.jit
+def _seq(CuQ, CuK, b, Sq, Skv, VARLEN: tl.constexpr):
+    """(first query row, first key row, Sq, Skv) of sequence b: packed
+    offsets under VARLEN (batch strides are 0 there), else the dense sizes."""
+    if VARLEN:
+        q0 = tl.load(CuQ + b)
+        k0 = tl.load(CuK + b)
+        return q0, k0, (tl.load(CuQ + b + 1) - q0).to(tl.int32), (tl.load(CuK + b + 1) - k0).to(tl.int32)
+    return tl.zeros([], tl.int64), tl.zeros([], tl.int64), Sq, Skv
 
 
 @triton.autotune(configs=_fwd_configs(), key=["BLOCK_D", "CAUSAL", "MASK_KIND"])
 @triton.jit
 def _attn_fwd(Q, K, V, O, LSE, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, so_b, so_h, so_s,
-              ms_b, ms_h, ms_i, ms_j, Hq, group, Sq, Skv, D, qk_scale,
-              CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+              ms_b, ms_h, ms_i, ms_j, Hq, group, Sq_max, Skv_max, D, qk_scale, seed, offset, threshold, keep_scale,
+              CuQ, CuK, total_q, CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr,
+              PREC: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr, BLOCK_M: tl.constexpr,
+              BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // Hq
     h = bh % Hq
     hk = h // group
+    q_start, k_start, Sq, Skv = _seq(CuQ, CuK, b, Sq_max, Skv_max, VARLEN)
     m0 = pid_m * BLOCK_M
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :],
+    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + (q_start + offs_m[:, None]) * sq_s + offs_d[None, :],
                 mask=(offs_m[:, None] < Sq) & (offs_d[None, :] < D), other=0.0)
-    Kb = K + b.to(tl.int64) * sk_b + hk * sk_h
-    Vb = V + b.to(tl.int64) * sv_b + hk * sv_h
+    Kb = K + b.to(tl.int64) * sk_b + hk * sk_h + k_start * sk_s
+    Vb = V + b.to(tl.int64) * sv_b + hk * sv_h + k_start * sv_s
     mask_ptr = Mask + b.to(tl.int64) * ms_b + h * ms_h
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -106,43 +136,56 @@ def _attn_fwd(Q, K, V, O, LSE, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, s
         full = Skv // BLOCK_N * BLOCK_N
         end = Skv
     acc, m_i, l_i = _fwd_stage(acc, m_i, l_i, q, Kb, Vb, sk_s, sv_s, offs_m, offs_n, offs_d, 0, full, mask_ptr,
-                               ms_i, ms_j, Sq, Skv, D, qk_scale, CAUSAL, MASK_KIND, False, BLOCK_N, PREC)
+                               ms_i, ms_j, Sq, Skv, D, qk_scale, seed, offset, bh, threshold, keep_scale,
+                               CAUSAL, MASK_KIND, False, BLOCK_N, PREC, DROPOUT)
     acc, m_i, l_i = _fwd_stage(acc, m_i, l_i, q, Kb, Vb, sk_s, sv_s, offs_m, offs_n, offs_d, full, end, mask_ptr,
-                               ms_i, ms_j, Sq, Skv, D, qk_scale, CAUSAL, MASK_KIND, True, BLOCK_N, PREC)
+                               ms_i, ms_j, Sq, Skv, D, qk_scale, seed, offset, bh, threshold, keep_scale,
+                               CAUSAL, MASK_KIND, True, BLOCK_N, PREC, DROPOUT)
     seen = l_i > 0
     out = acc / tl.where(seen, l_i, 1.0)[:, None]
-    tl.store(O + b.to(tl.int64) * so_b + h * so_h + offs_m[:, None] * so_s + offs_d[None, :],
+    tl.store(O + b.to(tl.int64) * so_b + h * so_h + (q_start + offs_m[:, None]) * so_s + offs_d[None, :],
              out.to(O.dtype.element_ty), mask=(offs_m[:, None] < Sq) & (offs_d[None, :] < D))
     lse = tl.where(seen, (m_i + tl.math.log2(tl.where(seen, l_i, 1.0))) * 0.6931471805599453, float("-inf"))
-    tl.store(LSE + bh.to(tl.int64) * Sq + offs_m, lse, mask=offs_m < Sq)
+    if VARLEN:  # lse (Hq, total_q)
+        lse_ptr = LSE + h.to(tl.int64) * total_q + q_start
+    else:  # lse (B, Hq, Sq)
+        lse_ptr = LSE + bh.to(tl.int64) * Sq
+    tl.store(lse_ptr + offs_m, lse, mask=offs_m < Sq)
 
 
 @triton.jit
-def _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
-              CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, PREC: tl.constexpr):
-    """P and dS = P (dO V^T - delta) of one (query block, key block) tile."""
+def _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale, seed, offset, bh,
+              threshold, keep_scale, CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, PREC: tl.constexpr,
+              DROPOUT: tl.constexpr):
+    """(P Z, dS) of one (query block, key block) tile: Z the dropout scale
+    (1 without dropout), dS = P (Z dO V^T - delta)."""
     s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
     s = _mask_scores(s, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, CAUSAL, MASK_KIND, True)
     p = tl.math.exp2(s - lse2[:, None])  # lse2 = +inf on rows that saw nothing: P = 0
     dp = tl.dot(do, tl.trans(v), input_precision=PREC)
+    if DROPOUT:
+        z = _dropout_scale(seed, offset, bh, offs_m, cols, Sq, Skv, threshold, keep_scale)
+        return p * z, p * (dp * z - delta[:, None])
     return p, p * (dp - delta[:, None])
 
 
 @triton.jit
 def _attn_bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s,
-                   sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, Hkv, group, Sq, Skv, D, scale, qk_scale,
+                   sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, Hkv, group, Sq_max, Skv_max, D, scale, qk_scale,
+                   seed, offset, threshold, keep_scale, CuQ, CuK, total_q, sg_b, sg_h, sg_s,
                    CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                   DROPOUT: tl.constexpr, VARLEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     n0 = tl.program_id(0) * BLOCK_N
     bh = tl.program_id(1)
     b = bh // Hkv
     hk = bh % Hkv
+    q_start, k_start, Sq, Skv = _seq(CuQ, CuK, b, Sq_max, Skv_max, VARLEN)
     cols = n0 + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     kv_mask = (cols[:, None] < Skv) & (offs_d[None, :] < D)
-    k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + cols[:, None] * sk_s + offs_d[None, :], mask=kv_mask,
+    k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + (k_start + cols[:, None]) * sk_s + offs_d[None, :], mask=kv_mask,
                 other=0.0)
-    v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + cols[:, None] * sv_s + offs_d[None, :], mask=kv_mask,
+    v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + (k_start + cols[:, None]) * sv_s + offs_d[None, :], mask=kv_mask,
                 other=0.0)
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
@@ -151,44 +194,53 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, Mask, sq_b, sq_h, sq_s, sk_b
         start = tl.maximum(n0 - (Skv - Sq), 0) // BLOCK_M * BLOCK_M
     for h in range(hk * group, (hk + 1) * group):
         mask_ptr = Mask + b.to(tl.int64) * ms_b + h * ms_h
-        row0 = (b * Hq + h).to(tl.int64) * Sq
+        if VARLEN:
+            row0 = (q_start * 0 + h) * total_q + q_start  # int64 (h is a plain int here)
+        else:
+            row0 = (b * Hq + h).to(tl.int64) * Sq
         for m0 in range(start, Sq, BLOCK_M):
             offs_m = m0 + tl.arange(0, BLOCK_M)
             rmask = (offs_m[:, None] < Sq) & (offs_d[None, :] < D)
-            q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :],
+            q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + (q_start + offs_m[:, None]) * sq_s + offs_d[None, :],
                         mask=rmask, other=0.0)
-            do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + offs_m[:, None] * sd_s + offs_d[None, :],
+            do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + (q_start + offs_m[:, None]) * sd_s + offs_d[None, :],
                          mask=rmask, other=0.0)
             lse = tl.load(LSE + row0 + offs_m, mask=offs_m < Sq, other=float("-inf"))
             lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
             delta = tl.load(Delta + row0 + offs_m, mask=offs_m < Sq, other=0.0)
             p, ds = _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
-                              CAUSAL, MASK_KIND, PREC)
+                              seed, offset, b * Hq + h, threshold, keep_scale, CAUSAL, MASK_KIND, PREC, DROPOUT)
             dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
             dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
-    out = b.to(tl.int64) * Hkv * Skv * D + hk * Skv * D + cols[:, None] * D + offs_d[None, :]
+    # dK/dV share one layout (sg_*): k's shape, contiguous.
+    out = b.to(tl.int64) * sg_b + hk * sg_h + (k_start + cols[:, None]) * sg_s + offs_d[None, :]
     tl.store(DK + out, (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
     tl.store(DV + out, dv.to(DV.dtype.element_ty), mask=kv_mask)
 
 
 @triton.jit
 def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s,
-                 sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, group, Sq, Skv, D, scale, qk_scale,
+                 sd_b, sd_h, sd_s, ms_b, ms_h, ms_i, ms_j, Hq, group, Sq_max, Skv_max, D, scale, qk_scale,
+                 seed, offset, threshold, keep_scale, CuQ, CuK, total_q, sg_b, sg_h, sg_s,
                  CAUSAL: tl.constexpr, MASK_KIND: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                 DROPOUT: tl.constexpr, VARLEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     m0 = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
     b = bh // Hq
     h = bh % Hq
     hk = h // group
+    q_start, k_start, Sq, Skv = _seq(CuQ, CuK, b, Sq_max, Skv_max, VARLEN)
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     rmask = (offs_m[:, None] < Sq) & (offs_d[None, :] < D)
-    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + offs_m[:, None] * sq_s + offs_d[None, :], mask=rmask,
+    q = tl.load(Q + b.to(tl.int64) * sq_b + h * sq_h + (q_start + offs_m[:, None]) * sq_s + offs_d[None, :], mask=rmask,
                 other=0.0)
-    do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + offs_m[:, None] * sd_s + offs_d[None, :], mask=rmask,
+    do = tl.load(DO + b.to(tl.int64) * sd_b + h * sd_h + (q_start + offs_m[:, None]) * sd_s + offs_d[None, :], mask=rmask,
                  other=0.0)
-    row0 = bh.to(tl.int64) * Sq
+    if VARLEN:
+        row0 = h.to(tl.int64) * total_q + q_start
+    else:
+        row0 = bh.to(tl.int64) * Sq
     lse = tl.load(LSE + row0 + offs_m, mask=offs_m < Sq, other=float("-inf"))
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
     delta = tl.load(Delta + row0 + offs_m, mask=offs_m < Sq, other=0.0)
@@ -200,12 +252,14 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, Mask, sq_b, sq_h, sq_s, sk_b, sk_h
     for n0 in range(0, end, BLOCK_N):
         cols = n0 + tl.arange(0, BLOCK_N)
         kv_mask = (cols[:, None] < Skv) & (offs_d[None, :] < D)
-        k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + cols[:, None] * sk_s + offs_d[None, :], mask=kv_mask,
+        k = tl.load(K + b.to(tl.int64) * sk_b + hk * sk_h + (k_start + cols[:, None]) * sk_s + offs_d[None, :], mask=kv_mask,
                     other=0.0)
-        v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + cols[:, None] * sv_s + offs_d[None, :], mask=kv_mask,
+        v = tl.load(V + b.to(tl.int64) * sv_b + hk * sv_h + (k_start + cols[:, None]) * sv_s + offs_d[None, :], mask=kv_mask,
                     other=0.0)
         p, ds = _bwd_tile(q, do, k, v, lse2, delta, offs_m, cols, mask_ptr, ms_i, ms_j, Sq, Skv, qk_scale,
-                          CAUSAL, MASK_KIND, PREC)
+                          seed, offset, bh, threshold, keep_scale, CAUSAL, MASK_KIND, PREC, DROPOUT)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
-    tl.store(DQ + row0 * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
+    # dQ: q's shape, contiguous (sg_*).
+    tl.store(DQ + b.to(tl.int64) * sg_b + h * sg_h + (q_start + offs_m[:, None]) * sg_s + offs_d[None, :],
+             (dq * scale).to(DQ.dtype.element_ty),
              mask=rmask)
