@@ -3,12 +3,69 @@ the reset gate multiplies (W_hn h + b_hn), as torch and cuDNN do):
   r = sig(x_r + W_hr h + b_hr), z = sig(x_z + W_hz h + b_hz)
   n = tanh(x_n + r * (W_hn h + b_hn)),  h' = (1 - z) n + z h
 x_proj = x W_ih^T + b_ih for all timesteps is computed by the caller.
-Backends: torch (composition) and reference; a C++ kernel is not written yet."""
+Backends: cpu (C++: csrc/cpu/lstm/gru_layer.cpp), torch (composition), reference."""
+import torch
+
 from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from ._library import define_native, op, qualname
 
+_FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
+_BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor y, Tensor ws, bool reverse) "
+        "-> (Tensor, Tensor, Tensor, Tensor)")
+
+
+def _fake_forward(x_proj, h0, w_hh, b_hh, reverse, train):
+    T, B, _ = x_proj.shape
+    ws = torch.float64 if x_proj.dtype == torch.float64 else torch.float32
+    return (x_proj.new_empty(T, B, h0.shape[1]), x_proj.new_empty(h0.shape),
+            x_proj.new_empty(T if train else 0, B, 4 * h0.shape[1], dtype=ws))
+
+
+def _fake_backward(grad_y, grad_hT, h0, w_hh, b_hh, y, ws, reverse):
+    T, B, H = grad_y.shape
+    return (grad_y.new_empty(T, B, 3 * H), grad_y.new_empty(B, H), grad_y.new_empty(3 * H, H),
+            grad_y.new_empty(3 * H if b_hh is not None else 0))
+
+
+define_native("gru_layer", _FWD, _fake_forward)
+define_native("gru_layer_backward", _BWD, _fake_backward)
+
+
+def _setup_context(ctx, inputs, output):
+    x_proj, h0, w_hh, b_hh, reverse, train = inputs
+    y, _, ws = output
+    ctx.mark_non_differentiable(ws)
+    ctx.save_for_backward(h0, w_hh, b_hh, y, ws, None if train else x_proj)
+    ctx.reverse = reverse
+
+
+def _backward(ctx, grad_y, grad_hT, _grad_ws):
+    h0, w_hh, b_hh, y, ws, x_proj = ctx.saved_tensors
+    if x_proj is not None:  # forward ran without a workspace: recompute it
+        y, _, ws = op("gru_layer")(x_proj, h0, w_hh, b_hh, ctx.reverse, True)
+    dx, dh0, dw, db = op("gru_layer_backward")(grad_y.contiguous(), grad_hT.contiguous(), h0, w_hh, b_hh, y, ws,
+                                               ctx.reverse)
+    return dx, dh0, dw, (db if b_hh is not None else None), None, None
+
+
+def _double_backward(ctx, *grads):
+    raise RuntimeError("bigkernels.ops.gru_layer: double backward is not supported by the cpu kernel; use the torch "
+                       "backend (bigkernels.use_backend('torch')) for higher-order gradients")
+
+
+torch.library.register_autograd(qualname("gru_layer"), _backward, setup_context=_setup_context)
+torch.library.register_autograd(qualname("gru_layer_backward"), _double_backward)
+
+
+def _cpu(x_proj, h0, w_hh, b_hh, reverse):
+    train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_proj, h0, w_hh, b_hh))
+    return op("gru_layer")(x_proj, h0, w_hh, b_hh, reverse, train)[:2]
+
+
+register("gru_layer", "cpu", kernel="bigkernels::gru_layer")(_cpu)
 register("gru_layer", "torch")(composite.gru_layer)
 register("gru_layer", "reference")(reference.gru_layer)
 set_auto_order("gru_layer", "cpu", ("cpu", "torch"))

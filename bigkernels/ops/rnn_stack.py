@@ -83,13 +83,15 @@ register("rnn_stack", "torch")(torch_fused)
 
 
 def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
-    """Measured with bigkernels/bench/families/lstm.py (docs/lstm.md; 2-core
-    shared CI machine, 1 thread, fp32): our kernel wins with a projection
-    (oneDNN has none, so torch falls back to its unfused loop: 1.2x
-    inference, 1.5x fwd+bwd at B=16, H=256, proj 128); torch's oneDNN LSTM
-    wins everywhere else (our kernel 0.67-0.89x), so auto routes there.
-    GRU/RNN have no C++ kernel yet: torch's fused loop."""
-    if mode == "LSTM" and proj:
+    """From bigkernels/bench/families/lstm.py on the 2-core CI machine (fp32,
+    1 thread, process CPU time; docs/lstm.md). Our kernel wins:
+    - with a projection (oneDNN has none; torch falls back to its unfused
+      loop): 1.28x inference, 1.47x fwd+bwd at B=16, H=256, proj 128;
+    - at batch 1 with H >= 256 (our GEMV path): 1.20x / 1.36x at H=256 (2
+      layers), 1.90x / 2.02x at H=512;
+    and loses elsewhere (0.72-0.85x at B=16..64, 0.83-0.97x at B=1, H=128),
+    where torch's oneDNN LSTM serves. GRU/RNN have no C++ kernel yet."""
+    if mode == "LSTM" and (proj or (x.shape[1] == 1 and weights[1].shape[0] // 4 >= 256)):
         return ("cpu", "torch")
     return ("torch", "cpu")
 

@@ -9,6 +9,7 @@ FAMILY = "lstm"
 # (name, T, B, I, H, layers, proj, train)
 HEADLINE = [
     ("b1 inference", 100, 1, 256, 256, 2, 0, False),
+    ("b1 fwd+bwd", 100, 1, 256, 256, 2, 0, True),
     ("b16 inference", 100, 16, 256, 256, 2, 0, False),
     ("b16 fwd+bwd", 100, 16, 256, 256, 2, 0, True),
     ("fastrnns inference", 100, 64, 512, 512, 1, 0, False),

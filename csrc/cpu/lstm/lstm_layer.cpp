@@ -12,12 +12,35 @@
 #include <vector>
 
 #include "cpu/lstm/gemm.h"
+#include "cpu/lstm/gemv.h"
 #include "cpu/lstm/lstm_gates.h"
 #include "cpu/lstm/packed_weight.h"
 
 namespace bk {
 namespace cpu {
 namespace {
+
+// Batch 1 (float): the recurrent product as a GEMV (cpu/lstm/gemv.cpp).
+template <typename T>
+inline bool use_gemv(int64_t B) {
+  return B == 1 && sizeof(T) == sizeof(float);
+}
+
+template <typename T>
+void recur_fwd(const PackedWeight<T>& W, const T* w, const T* h, T* z, int64_t B, int64_t G, int64_t P) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    if (use_gemv<T>(B)) return gemv_n(w, h, z, G, P);
+  }
+  W.mul(B, h, z);
+}
+
+template <typename T>
+void recur_bwd(const PackedWeight<T>& W, const T* w, const T* dz, T* dh, int64_t B, int64_t G, int64_t P) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    if (use_gemv<T>(B)) return gemv_t(w, dz, dh, G, P);
+  }
+  W.mul(B, dz, dh);
+}
 
 template <typename T>
 void forward(const LstmParams& p) {
@@ -35,11 +58,12 @@ void forward(const LstmParams& p) {
   T* mbuf = cbuf + (cs ? 0 : 2 * B * H);
   const T* h_prev = static_cast<const T*>(p.h0);
   const T* c_prev = static_cast<const T*>(p.c0);
-  const PackedWeight<T> W(w, true, G, P, B);
+  const SmallGemmThreads threads(2.0 * B * G * P);
+  const PackedWeight<T> W(w, true, G, P, use_gemv<T>(B) ? 0 : B);
   const PackedWeight<T> Wr(whr, true, P, whr ? H : 0, B);
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
-    W.mul(B, h_prev, z);
+    recur_fwd(W, w, h_prev, z, B, G, P);
     T* c = cs ? cs + t * B * H : cbuf + (s & 1) * B * H;
     T* yt = y + t * B * P;
     T* m = whr ? mbuf : yt;
@@ -82,7 +106,8 @@ void backward(const LstmParams& p) {
   T* dh_all = buf.data();
   T* m_all = dh_all + T_ * B * P;
   T* dm = m_all + T_ * B * H;
-  const PackedWeight<T> W(w, false, P, G, B);
+  const SmallGemmThreads threads(2.0 * B * G * P);
+  const PackedWeight<T> W(w, false, P, G, use_gemv<T>(B) ? 0 : B);
   const PackedWeight<T> Wr(whr, false, whr ? H : 0, P, B);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
@@ -96,7 +121,7 @@ void backward(const LstmParams& p) {
     const T* c_prev = s == 0 ? c0 : cs + t_prev * B * H;
     lstm_gates_backward<T>(gates + t * B * G, cs + t * B * H, c_prev, whr ? dm : dh, dc, dz + t * B * G,
                            whr ? m_all + t * B * H : nullptr, B, H);
-    W.mul(B, dz + t * B * G, dh_rec);
+    recur_bwd(W, w, dz + t * B * G, dh_rec, B, G, P);
   }
   // dW_hh = sum_t dz_t^T h_{t-1}: h_{t-1} is h0 for the first processed step
   // and the previous step's output (y shifted by one) for the others.

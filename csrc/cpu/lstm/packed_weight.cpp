@@ -12,6 +12,9 @@ void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k
                       int ld, float* dest) __attribute__((weak));
 void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
                          const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+// mkl_service.h maps mkl_set_num_threads_local to this C entry point; the
+// lower-case export is the Fortran one (int* argument).
+int MKL_Set_Num_Threads_Local(int n) __attribute__((weak));
 }
 
 namespace bk {
@@ -56,6 +59,14 @@ void PackedWeight<T>::mul(int64_t M, const T* A, T* C, bool accumulate) const {
     }
   }
   gemm_rm<T>(false, trans_, M, N_, K_, T(1), A, K_, w_, trans_ ? K_ : N_, accumulate ? T(1) : T(0), C, N_);
+}
+
+SmallGemmThreads::SmallGemmThreads(double flops_per_step) {
+  if (MKL_Set_Num_Threads_Local != nullptr && flops_per_step < 1e6) saved_ = MKL_Set_Num_Threads_Local(1);
+}
+
+SmallGemmThreads::~SmallGemmThreads() {
+  if (saved_ >= 0) MKL_Set_Num_Threads_Local(saved_);
 }
 
 template class PackedWeight<float>;

@@ -28,5 +28,19 @@ class PackedWeight {
   void* packed_ = nullptr;
 };
 
+// Per-step GEMMs below ~1 MFLOP (batch 1-2 at H = 256: a GEMV over weights
+// that stay in cache) lose more to MKL's thread fork/join per call (a few us,
+// far worse on a loaded machine) than a second core gains: run them on the
+// calling thread for the scope of one layer call (mkl_set_num_threads_local;
+// a no-op without MKL).
+class SmallGemmThreads {
+ public:
+  explicit SmallGemmThreads(double flops_per_step);
+  ~SmallGemmThreads();
+
+ private:
+  int saved_ = -1;
+};
+
 }  // namespace cpu
 }  // namespace bk
