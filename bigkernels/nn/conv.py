@@ -42,6 +42,17 @@ def activation_module(name, negative_slope=0.01):
     return {v: k for k, v in _ACT_MODULES.items()}[name]()
 
 
+def _keep_format(param, source):
+    """Give param the memory format of source (a channels_last model stays
+    channels_last: a NCHW weight under a channels_last input costs a weight
+    copy each forward and one for its gradient)."""
+    from ..ops.conv import memory_format
+
+    fmt = memory_format(source)
+    if fmt is not torch.contiguous_format:
+        param.data = param.data.contiguous(memory_format=fmt)
+
+
 def _pad_input(conv, x):
     """Non-zero padding modes, as nn.Conv2d._conv_forward does."""
     if conv.padding_mode == "zeros":
@@ -74,6 +85,7 @@ class FusedConv2d(nn.Conv2d):
                 conv.groups, conv.bias is not None, conv.padding_mode, activation=name, negative_slope=slope,
                 device=conv.weight.device, dtype=conv.weight.dtype)
         m.load_state_dict(conv.state_dict())
+        _keep_format(m.weight, conv.weight)
         return m
 
 
@@ -149,6 +161,7 @@ class Conv2dBNAct(nn.Module):
             m.bn.running_mean = m.bn.running_var = m.bn.num_batches_tracked = None
         m.conv.load_state_dict(conv.state_dict())
         m.bn.load_state_dict(bn.state_dict())
+        _keep_format(m.conv.weight, conv.weight)
         m.train(conv.training)
         return m
 
