@@ -4,7 +4,9 @@ has CUDA and nvcc is found (BIGKERNELS_CUDA=auto|0|1 overrides).
 Sources are found by glob, so a kernel family adds files, never edits here:
   csrc/cpu/**/*.cpp, csrc/torch/*_cpu.cpp           (always)
   csrc/cuda/**/*.cu, csrc/torch/*_cuda.cpp          (CUDA builds)
-csrc/torch/sim/ is the emulator's glue, built on demand by the tests.
+csrc/torch/sim/ is the emulator's glue, built on demand by the tests;
+csrc/cuda/testing/ holds test kernels (emulator checks, seeded bugs), kept
+out of _C but compiled by CMake so nvcc still checks them.
 """
 import glob
 import os
@@ -41,11 +43,11 @@ def _default_arch_list():
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0a"
 
 
-def _sources(patterns):
+def _sources(patterns, exclude=(os.path.join("csrc", "cuda", "testing"),)):
     out = []
     for pattern in patterns:
         out += sorted(glob.glob(os.path.join("csrc", pattern), recursive=True))
-    return out
+    return [s for s in out if not s.startswith(exclude)]
 
 
 def _write_build_info(with_cuda):

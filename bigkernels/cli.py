@@ -1,4 +1,4 @@
-"""Command line: python -m bigkernels {info,bench,selftest,train}."""
+"""Command line: python -m bigkernels {info,bench,selftest,gpu-check,train}."""
 import argparse
 import json
 import sys
@@ -13,6 +13,10 @@ def _info(args):
 
 
 def _bench(args):
+    if args.static:
+        from .bench import static
+
+        return static.main()
     from .bench import runner
 
     return runner.main(args)
@@ -22,6 +26,12 @@ def _selftest(args):
     from . import selftest
 
     return selftest.main(args)
+
+
+def _gpu_check(args):
+    from . import gpu_check
+
+    return gpu_check.main(args)
 
 
 def _train(args):
@@ -44,10 +54,17 @@ def main(argv=None):
     p.add_argument("--family", action="append", help="only these families (repeatable)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results or ./bench-results)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--static", action="store_true",
+                   help="show the resource tables (registers, spills, shared memory, occupancy, tensor-core "
+                        "instructions) of the CUDA kernels and Triton configs instead of timing")
     p.set_defaults(func=_bench)
     p = sub.add_parser("selftest", help="check every kernel on this device against the reference")
     p.add_argument("--json", default=None, help="write the results to this file")
     p.set_defaults(func=_selftest)
+    p = sub.add_parser("gpu-check", help="on a GPU machine: build if needed, selftest, gpu tests, bench -> OUTDIR")
+    p.add_argument("outdir", help="folder for logs, JSON results and plots")
+    p.add_argument("--full", action="store_true", help="the full benchmark suite instead of --quick")
+    p.set_defaults(func=_gpu_check)
     p = sub.add_parser("train", help="train a bigkernels model on offline data; prints one JSON line")
     from .train import add_arguments
 

@@ -26,7 +26,13 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is visible here")
     skip_nvcc = pytest.mark.skip(reason="nvcc not found")
+    # Exhaustive matrices run only when asked for (-m slow); the default run
+    # covers them pairwise.
+    run_slow = "slow" in (config.getoption("-m") or "")
+    skip_slow = pytest.mark.skip(reason="exhaustive: run with -m slow")
     for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
         if "gpu" in item.keywords and not HAS_CUDA:
             item.add_marker(skip_gpu)
         if "nvcc" in item.keywords and shutil.which("nvcc") is None:

@@ -18,6 +18,13 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def triton_usable() -> bool:
+    """Whether Triton kernels can run in this process: a CUDA device, or the
+    interpreter (tests). Families import their Triton modules only then:
+    importing triton costs seconds that a CPU-only user would pay for nothing."""
+    return triton_installed() and (triton_interpreted() or torch.cuda.is_available())
+
+
 def mark_sim_loaded():
     """Called by the emulator's loader once the `_sim` op variants have kernels."""
     _SIM["loaded"] = True

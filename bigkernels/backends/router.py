@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from . import availability
+from . import availability, measure, trust
 from .registry import AUTO_EXCLUDED, impls, ops
 from .selection import forced_backend
 
@@ -86,24 +86,30 @@ def select(op, device_type, args, kwargs):
         if impl is None:
             raise BackendError(f"bigkernels.{op}: the forced backend '{forced}' has no implementation of this op "
                                f"(implemented by: {', '.join(sorted(table))})")
-        reason = _reason(impl, device_type, args, kwargs)
+        reason = _reason(impl, device_type, args, kwargs) or trust.check(impl, device_type, args, kwargs)
         if reason is not None:
             raise BackendError(f"bigkernels.{op}: the forced backend '{forced}' cannot serve this call: {reason}")
         return impl
-    skipped = []
+    skipped, candidates = [], []
     for backend in auto_order(op, device_type, args, kwargs):
         impl = table.get(backend)
         if impl is None:
             continue
-        reason = _reason(impl, device_type, args, kwargs)
+        # trust: a cuda/triton kernel's self-test on first use (cached; see trust.py)
+        reason = _reason(impl, device_type, args, kwargs) or trust.check(impl, device_type, args, kwargs)
         if reason is None:
-            for name, why in skipped:
-                _warn_once(op, name, backend, why)
-            return impl
+            candidates.append(impl)
+            if not measure.wanted(device_type):
+                break
         # Only a backend that is present here but cannot serve this call is
         # worth a warning; one that is absent was reported at import.
-        if _unavailable(impl, device_type) is None:
+        elif not candidates and _unavailable(impl, device_type) is None:
             skipped.append((backend, reason))
+    if candidates:
+        for name, why in skipped:
+            _warn_once(op, name, candidates[0].backend, why)
+        # measured choice among the servable backends (static priority when off; see measure.py)
+        return measure.choose(op, device_type, candidates, args, kwargs)
     raise BackendError(f"bigkernels.{op}: no backend can serve this call on {device_type} "
                        f"({'; '.join(f'{b}: {r}' for b, r in skipped) or 'none registered'})")
 

@@ -7,6 +7,7 @@ import torch
 from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import epilogue as composite
 from ..reference import epilogue as reference
+from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
 from ._library import define_native, op, qualname
@@ -62,7 +63,7 @@ def _register_autograd(forward_name, backward_name):
 _register_autograd("bias_act", "bias_act_backward")
 _register_autograd("bias_act_sim", "bias_act_backward_sim")
 
-if availability.triton_installed():
+if availability.triton_usable():
     from ..triton import epilogue as _triton_epilogue  # noqa: F401  (defines the _triton ops)
 
     _register_autograd("bias_act_triton", "bias_act_backward_triton")
@@ -127,3 +128,24 @@ def bias_act(x, bias=None, residual=None, activation="none", *, negative_slope=0
     bias = None if bias is None else bias.to(dtype).contiguous()
     residual = None if residual is None else _like(residual.to(dtype), x)
     return dispatch("bias_act", x.device.type, x, bias, residual, code, float(negative_slope), channel_dim)
+
+
+def _selftest_inputs(seed, activation, bias, residual, channels_last=False):
+    gen = torch.Generator().manual_seed(seed)
+    # NCHW with odd sizes (partial blocks); x * 2 reaches every activation's kinks and tails
+    x = torch.randn(2, 6, 5, 7, generator=gen, dtype=torch.float64) * 2
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    b = torch.randn(6, generator=gen, dtype=torch.float64) if bias else None
+    r = torch.randn(x.shape, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt) if residual else None
+    return (x.contiguous(memory_format=fmt), b, r, activation), {"negative_slope": 0.1}
+
+
+register_selftest(
+    "bias_act", bias_act, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    cases=[dict(activation="gelu", bias=True, residual=True), dict(activation="silu", bias=True, residual=False),
+           dict(activation="relu", bias=False, residual=True, channels_last=True),
+           dict(activation="leaky_relu", bias=True, residual=True), dict(activation="tanh", bias=False, residual=False)],
+    # the case matching a routed call (x, bias, residual, activation code, alpha, channel_dim)
+    features=lambda x, b, r, code, *_: dict(activation=acts.ACTIVATIONS[code], bias=b is not None,
+                                            residual=r is not None))

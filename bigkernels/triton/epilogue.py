@@ -71,3 +71,39 @@ def bias_act_backward_triton(grad_y: torch.Tensor, x: torch.Tensor, bias: Option
                              residual: Optional[torch.Tensor], activation: int, alpha: float,
                              channel_dim: int) -> torch.Tensor:
     return _launch(x, bias, residual, grad_y, torch.empty_like(x), activation, alpha, channel_dim, True)
+
+
+# AOT configs (bigkernels/aot): the kernel as launched above (BLOCK 1024, the
+# default 4 warps / 3 stages), for the signature Triton specialises a typical
+# call to (32-bit sizes, aligned). Pinned: fp32/fp16/bf16 x {relu, silu, gelu} x fwd/bwd
+# with bias and residual (18 configs, compiled in CI for sm_80 and sm_90);
+# the committed script compiles every activation and optional-input variant.
+_ACT_CODES = {"none": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "silu": 4, "gelu": 5, "gelu_tanh": 6,
+              "hardswish": 7, "sigmoid": 8, "tanh": 9}  # bigkernels/ops/activation.py order
+_PINNED_ACTS = ("relu", "silu", "gelu")
+
+
+def _aot_configs():
+    configs = []
+    for dtype in ("fp32", "fp16", "bf16"):
+        ptrs = {p: "*" + dtype for p in ("x_ptr", "bias_ptr", "res_ptr", "gy_ptr", "out_ptr")}
+        signature = {**ptrs, "numel": "i32", "channels": "i32", "inner": "i32", "alpha": "fp32",
+                     "ACT": "constexpr", "HAS_BIAS": "constexpr", "HAS_RES": "constexpr", "BACKWARD": "constexpr",
+                     "BLOCK": "constexpr"}
+        for act, code in _ACT_CODES.items():
+            for backward in (False, True):
+                for has_bias, has_res in ((True, True), (True, False), (False, False)):
+                    inputs = ("_b" if has_bias else "") + ("_r" if has_res else "")
+                    configs.append(dict(
+                        name=f"bias_act_{dtype}_{act}{inputs}_{'bwd' if backward else 'fwd'}",
+                        kernel=_bias_act_kernel, signature=signature,
+                        constexprs={"ACT": code, "HAS_BIAS": has_bias, "HAS_RES": has_res, "BACKWARD": backward,
+                                    "BLOCK": BLOCK},
+                        # 16-aligned tensors and numel % 16 == 0, as Triton specialises the usual
+                        # launch: 128-bit loads/stores (11 LDG/STG instead of 32 at BLOCK 1024, bf16)
+                        aligned=[*ptrs, "numel"],
+                        num_warps=4, num_stages=3, pinned=act in _PINNED_ACTS and has_bias and has_res))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

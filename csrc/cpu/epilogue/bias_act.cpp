@@ -1,7 +1,10 @@
-// CPU fused epilogue: one pass over memory instead of torch's add, add, act
-// (three reads and writes of the tensor). Work is split into runs of
-// elements that share a channel pattern, so the inner loop is a straight
-// vectorisable loop over contiguous memory with the activation inlined.
+// CPU fused epilogue: one pass over memory instead of torch's add, add and
+// activation (three reads and writes of the tensor each). Each thread walks
+// its range in chunks of kChunk elements that share a channel pattern: z is
+// assembled in an L1-resident float buffer by straight loops (branches only
+// per chunk), then one branch-free loop applies the activation with the
+// vectorisable math of vec_math.h. The whole body is stamped out for
+// AVX-512, AVX2 and the baseline ISA and chosen at run time (isa.h).
 #include "cpu/epilogue/bias_act.h"
 
 #include <ATen/Parallel.h>
@@ -9,7 +12,9 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
-#include <cmath>
+
+#include "cpu/isa.h"
+#include "cpu/vec_math.h"
 
 namespace bk {
 namespace cpu {
@@ -18,12 +23,11 @@ namespace {
 template <typename T> struct Compute { using type = float; };
 template <> struct Compute<double> { using type = double; };
 
-// Elements per parallel task: ~32 KiB of fp32, large enough to amortise the
-// task overhead, small enough to balance two to dozens of cores.
-constexpr int64_t kGrain = 8192;
+constexpr int64_t kChunk = 512;   // 2 KiB of fp32 per buffer: stays in L1
+constexpr int64_t kGrain = 16384;  // elements per parallel task, amortises the task overhead
 
 template <typename T, Act A, bool Backward>
-void run(const BiasActParams& p) {
+__attribute__((always_inline)) inline void run_range(const BiasActParams& p, int64_t begin, int64_t end) {
   using F = typename Compute<T>::type;
   const T* x = static_cast<const T*>(p.x);
   const T* bias = static_cast<const T*>(p.bias);
@@ -32,30 +36,52 @@ void run(const BiasActParams& p) {
   T* out = static_cast<T*>(Backward ? p.grad_z : p.y);
   const F alpha = F(p.alpha);
   const int64_t C = p.channels, inner = p.inner;
+  const int64_t period = inner > 1 ? inner : C;  // elements before the channel pattern repeats
+  F z[kChunk];
 
-  at::parallel_for(0, p.numel, kGrain, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-    while (i < end) {
-      // A run of elements with a constant channel (inner > 1), or one row
-      // of C channels (inner == 1); both end at a pattern boundary.
-      const int64_t pos = inner > 1 ? i % inner : i % C;
-      const int64_t run_len = std::min(end - i, (inner > 1 ? inner : C) - pos);
-      const F b_const = (bias && inner > 1) ? F(bias[(i / inner) % C]) : F(0);
-      const T* b_row = (bias && inner == 1) ? bias + pos : nullptr;
-#pragma omp simd
-      for (int64_t j = 0; j < run_len; ++j) {
-        F z = F(x[i + j]) + b_const;
-        if (b_row) z += F(b_row[j]);
-        if (res) z += F(res[i + j]);
-        if constexpr (Backward) {
-          out[i + j] = T(F(gy[i + j]) * act_derivative<A, F>(z, alpha));
-        } else {
-          out[i + j] = T(act_forward<A, F>(z, alpha));
-        }
-      }
-      i += run_len;
+  for (int64_t i = begin; i < end;) {
+    const int64_t pos = i % period;
+    const int64_t n = std::min({end - i, period - pos, kChunk});
+    for (int64_t j = 0; j < n; ++j) z[j] = F(x[i + j]);
+    if (bias && inner > 1) {
+      const F b = F(bias[(i / inner) % C]);
+      for (int64_t j = 0; j < n; ++j) z[j] += b;
+    } else if (bias) {
+      const T* b = bias + pos;
+      for (int64_t j = 0; j < n; ++j) z[j] += F(b[j]);
     }
-  });
+    if (res) {
+      for (int64_t j = 0; j < n; ++j) z[j] += F(res[i + j]);
+    }
+    if constexpr (Backward) {
+      for (int64_t j = 0; j < n; ++j) out[i + j] = T(F(gy[i + j]) * act_derivative<A, F, FastMath>(z[j], alpha));
+    } else {
+      for (int64_t j = 0; j < n; ++j) out[i + j] = T(act_forward<A, F, FastMath>(z[j], alpha));
+    }
+    i += n;
+  }
+}
+
+template <typename T, Act A, bool B>
+void run_base(const BiasActParams& p, int64_t b, int64_t e) { run_range<T, A, B>(p, b, e); }
+#if BK_HAS_ISA_CLONES
+template <typename T, Act A, bool B>
+BK_TARGET_AVX2 void run_avx2(const BiasActParams& p, int64_t b, int64_t e) { run_range<T, A, B>(p, b, e); }
+template <typename T, Act A, bool B>
+BK_TARGET_AVX512 void run_avx512(const BiasActParams& p, int64_t b, int64_t e) { run_range<T, A, B>(p, b, e); }
+#endif
+
+template <typename T, Act A, bool B>
+void run(const BiasActParams& p) {
+  auto fn = &run_base<T, A, B>;
+#if BK_HAS_ISA_CLONES
+  switch (best_isa()) {
+    case Isa::Avx512: fn = &run_avx512<T, A, B>; break;
+    case Isa::Avx2: fn = &run_avx2<T, A, B>; break;
+    case Isa::Base: break;
+  }
+#endif
+  at::parallel_for(0, p.numel, kGrain, [&](int64_t begin, int64_t end) { fn(p, begin, end); });
 }
 
 template <typename T, bool Backward>
