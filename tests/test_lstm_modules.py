@@ -45,8 +45,6 @@ def _flat(out):
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_module_matches_torch(cfg, backend):
     kind, layers, bi, bf, bias, extra, dtype = cfg
-    if backend == "cpu" and kind == "RNN":
-        pytest.skip("RNN has no C++ kernel yet (the cpu backend cannot serve rnn_layer)")
     with bigkernels.use_backend(backend):
         _module_matches_torch(kind, layers, bi, bf, bias, extra, dtype)
 
@@ -151,9 +149,15 @@ def test_compile_fullgraph(kind, backend):
     torch.testing.assert_close(y, theirs(x)[0])
 
 
-@pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize("kind,backend", [("LSTMCell", "cpu"), ("LSTMCell", "torch"), ("GRUCell", "cpu"),
+                                          ("GRUCell", "torch"), ("RNNCell", "torch"), ("RNNCell", "cpu")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
-def test_cells_match_torch(kind, dtype):
+def test_cells_match_torch(kind, backend, dtype):
+    with bigkernels.use_backend(backend):
+        _cells_match_torch(kind, dtype)
+
+
+def _cells_match_torch(kind, dtype):
     ours_cls, theirs_cls = getattr(bnn, kind), getattr(torch.nn, kind)
     torch.manual_seed(0)
     theirs = theirs_cls(I, H)
@@ -175,7 +179,8 @@ def test_cells_match_torch(kind, dtype):
 
 @pytest.mark.parametrize("kind,args,kwargs", [
     ("LSTM", (I, 0), {}), ("LSTM", (I, H), dict(dropout=1.5)), ("LSTM", (I, H), dict(proj_size=H)),
-    ("LSTM", (I, H), dict(num_layers=0)), ("GRU", (I, H), dict(proj_size=2)), ("RNN", (I, H), dict(nonlinearity="gelu")),
+    ("LSTM", (I, H), dict(num_layers=0)), ("GRU", (I, H), dict(proj_size=2)),
+    ("RNN", (I, H), dict(nonlinearity="gelu")),
     ("LSTM", (I, H), dict(dropout=True)),
 ])
 def test_constructor_errors_match_torch(kind, args, kwargs):

@@ -139,8 +139,28 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
         if b is not None:
             rc.shape(b, (4 * H,), name, "[4*hidden_size]")
     x2, h, c, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, c, w_ih, w_hh, b_ih, b_hh)
-    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
-    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0)
     h2, c2 = (h, c) if batched else (h.unsqueeze(0), c.unsqueeze(0))
-    _, h1, c1 = dispatch("lstm_layer", x_proj.device.type, x_proj.contiguous(), h2, c2, w_hh, None, False)
+    h1, c1 = dispatch("lstm_cell", x2.device.type, x2, h2, c2, w_ih, w_hh, b_ih, b_hh)
     return (h1, c1) if batched else (h1.squeeze(0), c1.squeeze(0))
+
+
+def _cell_as_layer(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One step = the input GEMM + a one-step lstm_layer (routed again, so a
+    forced backend reaches the layer kernels)."""
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x, w_ih, bias).unsqueeze(0).contiguous()
+    _, h1, c1 = dispatch("lstm_layer", x_proj.device.type, x_proj, h, c, w_hh, None, False)
+    return h1, c1
+
+
+def _cell_torch(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    return tuple(torch._VF.lstm_cell(x, (h, c), w_ih, w_hh, b_ih, b_hh))
+
+
+for _backend in ("cpu", "triton", "reference"):
+    register("lstm_cell", _backend)(_cell_as_layer)
+register("lstm_cell", "torch")(_cell_torch)
+# One step at B = 1..64, H = 256..512 (1 thread, CPU time; docs/lstm.md):
+# torch's cell 1.1-2x faster than a one-step layer call, whose fixed cost
+# (checks, router, custom-op autograd: ~40 us) a single step cannot amortise.
+set_auto_order("lstm_cell", "cpu", ("torch", "cpu"))

@@ -1,15 +1,48 @@
 """Whole-layer Elman RNN and cell, torch's equations: h' = act(x_proj + W_hh h)
 with act tanh or relu; x_proj = x W_ih^T + b_ih + b_hh is computed by the
-caller. Backends: torch (composition) and reference."""
+caller. Backends: cpu (C++: csrc/cpu/lstm/rnn_layer.cpp), torch (composition),
+reference."""
+import torch
+
 from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from ._library import define_native, op, qualname
 
 NONLINEARITIES = ("tanh", "relu")
+define_native("rnn_layer", "(Tensor x_proj, Tensor h0, Tensor w_hh, bool relu, bool reverse) -> (Tensor, Tensor)",
+              lambda x, h0, w, relu, reverse: (torch.empty_like(x), torch.empty_like(h0)))
+define_native("rnn_layer_backward", "(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor y, bool relu, "
+              "bool reverse) -> (Tensor, Tensor, Tensor)",
+              lambda gy, gh, h0, w, y, relu, reverse: (torch.empty_like(gy), torch.empty_like(h0),
+                                                       torch.empty_like(w)))
+
+
+def _setup_context(ctx, inputs, output):
+    x_proj, h0, w_hh, relu, reverse = inputs
+    ctx.save_for_backward(h0, w_hh, output[0])  # act' comes from the output
+    ctx.flags = (relu, reverse)
+
+
+def _backward(ctx, grad_y, grad_hT):
+    h0, w_hh, y = ctx.saved_tensors
+    dx, dh0, dw = op("rnn_layer_backward")(grad_y.contiguous(), grad_hT.contiguous(), h0, w_hh, y, *ctx.flags)
+    return dx, dh0, dw, None, None
+
+
+def _double_backward(ctx, *grads):
+    raise RuntimeError("bigkernels.ops.rnn_layer: double backward is not supported by the cpu kernel; use the torch "
+                       "backend (bigkernels.use_backend('torch')) for higher-order gradients")
+
+
+torch.library.register_autograd(qualname("rnn_layer"), _backward, setup_context=_setup_context)
+torch.library.register_autograd(qualname("rnn_layer_backward"), _double_backward)
+register("rnn_layer", "cpu", kernel="bigkernels::rnn_layer")(
+    lambda x, h0, w, nonlinearity, reverse: op("rnn_layer")(x, h0, w, nonlinearity == "relu", reverse))
 register("rnn_layer", "torch")(composite.rnn_layer)
 register("rnn_layer", "reference")(reference.rnn_layer)
-set_auto_order("rnn_layer", "cpu", ("cpu", "torch"))
+set_auto_order("rnn_layer", "cpu", ("cpu", "torch"))  # measured: docs/lstm.md
 
 
 def _nonlinearity(value):
@@ -40,7 +73,25 @@ def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
     H = w_ih.shape[0]
     rc.shape(h, (x2.shape[0], H) if batched else (H,), "h", "[batch, hidden_size] like x")
     x2, h, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, w_ih, w_hh, b_ih, b_hh)
-    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
-    x_proj = rc.linear(x2, w_ih, bias).unsqueeze(0).contiguous()
-    _, h1 = rnn_layer(x_proj, h if batched else h.unsqueeze(0), w_hh, nonlinearity=nonlinearity)
+    h1 = dispatch("rnn_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh,
+                  nonlinearity)
     return h1 if batched else h1.squeeze(0)
+
+
+def _cell_as_layer(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    bias = b_ih + b_hh if b_ih is not None and b_hh is not None else (b_ih if b_ih is not None else b_hh)
+    x_proj = rc.linear(x, w_ih, bias).unsqueeze(0).contiguous()
+    return rnn_layer(x_proj, h, w_hh, nonlinearity=nonlinearity)[1]
+
+
+def _cell_torch(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    fn = torch._VF.rnn_tanh_cell if nonlinearity == "tanh" else torch._VF.rnn_relu_cell
+    return fn(x, h, w_ih, w_hh, b_ih, b_hh)
+
+
+register("rnn_cell", "cpu")(_cell_as_layer)
+register("rnn_cell", "reference")(_cell_as_layer)
+register("rnn_cell", "torch")(_cell_torch)
+# One step: torch's own cell, as for LSTM/GRU cells (the call overhead of a
+# one-step layer is not amortised).
+set_auto_order("rnn_cell", "cpu", ("torch", "cpu"))

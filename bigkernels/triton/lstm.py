@@ -115,7 +115,8 @@ def lstm_layer_triton(x_proj: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, 
         h, c = hs[t], cs[t]
     keep = slice(None) if train else slice(0, 0)
     # h and c are views of hs/cs (or, for T = 0, the inputs): outputs of a custom op may not alias.
-    return hs.to(x_proj.dtype), h.to(x_proj.dtype, copy=True), c.to(x_proj.dtype, copy=True), gates[keep], cs[keep].clone()
+    dt = x_proj.dtype
+    return hs.to(dt), h.to(dt, copy=True), c.to(dt, copy=True), gates[keep], cs[keep].clone()
 
 
 def _fake_bwd(grad_y, grad_hT, grad_cT, h0, c0, w_hh, w_hr, y, gates, cs, reverse):

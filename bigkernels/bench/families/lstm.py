@@ -1,5 +1,5 @@
-"""LSTM benchmarks: bigkernels.nn.LSTM (forced `cpu`, and `auto`) against
-torch.nn.LSTM in the same run. Forward FLOPs count the input projection and
+"""LSTM (and GRU) benchmarks: bigkernels.nn.LSTM/GRU (forced `cpu`, and `auto`)
+against torch.nn.LSTM/GRU in the same run. Forward FLOPs count the input projection and
 the recurrent GEMMs (2 * 4H * (I + P) per row and step); fwd+bwd counts 3x."""
 import torch
 
@@ -33,13 +33,14 @@ def _flops(T, B, I, H, layers, proj, train):
     return fwd * (3 if train else 1)
 
 
-def _case(name, T, B, I, H, layers, proj, train, device):
+def _case(name, T, B, I, H, layers, proj, train, device, kind="LSTM"):
     import bigkernels
     from bigkernels import nn as bnn
 
     torch.manual_seed(0)
-    theirs = torch.nn.LSTM(I, H, layers, proj_size=proj).to(device)
-    ours = bnn.LSTM(I, H, layers, proj_size=proj).to(device)
+    extra = dict(proj_size=proj) if kind == "LSTM" else {}
+    theirs = getattr(torch.nn, kind)(I, H, layers, **extra).to(device)
+    ours = getattr(bnn, kind)(I, H, layers, **extra).to(device)
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(T, B, I, device=device, requires_grad=train)
 
@@ -68,11 +69,25 @@ def _case(name, T, B, I, H, layers, proj, train, device):
                         return f"{key}: max |y - torch| = {err:.3g}"
         return None
 
-    params = dict(T=T, B=B, I=I, H=H, layers=layers, proj_size=proj, mode="fwd+bwd" if train else "inference",
+    params = dict(kind=kind, T=T, B=B, I=I, H=H, layers=layers, proj_size=proj,
+                  mode="fwd+bwd" if train else "inference",
                   dtype="float32", threads=torch.get_num_threads())
-    return Case(FAMILY, name, params, impls, "torch", flops=_flops(T, B, I, H, layers, proj, train),
+    flops = _flops(T, B, I, H, layers, proj, train) * {"LSTM": 4, "GRU": 3, "RNN": 1}[kind] // 4
+    return Case(FAMILY, name, params, impls, "torch", flops=flops,
                 validate=validate)
 
 
+GRU = [("gru b1 inference", 100, 1, 256, 256, 2, 0, False), ("gru b1 fwd+bwd", 100, 1, 256, 256, 2, 0, True),
+       ("gru b16 inference", 100, 16, 256, 256, 2, 0, False), ("gru b16 fwd+bwd", 100, 16, 256, 256, 2, 0, True),
+       ("gru b64 H512 inference", 100, 64, 512, 512, 1, 0, False),
+       ("gru b64 H512 fwd+bwd", 100, 64, 512, 512, 1, 0, True),
+       ("gru b8 H128 inference", 50, 8, 128, 128, 1, 0, False)]
+RNN = [("rnn b1 inference", 100, 1, 256, 256, 2, 0, False), ("rnn b1 fwd+bwd", 100, 1, 256, 256, 2, 0, True),
+       ("rnn b16 inference", 100, 16, 256, 256, 2, 0, False), ("rnn b16 fwd+bwd", 100, 16, 256, 256, 2, 0, True),
+       ("rnn b64 H512 inference", 100, 64, 512, 512, 1, 0, False)]
+
+
 def cases(quick: bool, device: str) -> list:
-    return [_case(*spec, device=device) for spec in HEADLINE + _sweep(quick)]
+    return ([_case(*spec, device=device) for spec in HEADLINE + _sweep(quick)]
+            + [_case(*spec, device=device, kind="GRU") for spec in GRU]
+            + [_case(*spec, device=device, kind="RNN") for spec in RNN])

@@ -36,7 +36,7 @@ void forward(const GruParams& p) {
   std::vector<T> a(B * G), zero_bias(p.b_hh ? 0 : G, T(0));
   const T* bh = p.b_hh ? static_cast<const T*>(p.b_hh) : zero_bias.data();
   const SmallGemmThreads threads(2.0 * B * G * H);
-  const PackedWeight<T> W(w, true, G, H, sizeof(T) == sizeof(float) && B == 1 ? 0 : B);
+  const PackedWeight<T> W(w, true, G, H, (sizeof(T) == sizeof(float) && B == 1) || T_ < 4 ? 0 : B);
   const T* h_prev = static_cast<const T*>(p.h0);
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
@@ -66,7 +66,7 @@ void backward(const GruParams& p) {
   }
   std::vector<T> dh(B * H), direct(B * H);
   const SmallGemmThreads threads(2.0 * B * G * H);
-  const PackedWeight<T> W(w, false, H, G, sizeof(T) == sizeof(float) && B == 1 ? 0 : B);
+  const PackedWeight<T> W(w, false, H, G, (sizeof(T) == sizeof(float) && B == 1) || T_ < 4 ? 0 : B);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
     const T* h_prev = s == 0 ? h0 : y + (p.reverse ? t + 1 : t - 1) * B * H;

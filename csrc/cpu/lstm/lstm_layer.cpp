@@ -26,6 +26,15 @@ inline bool use_gemv(int64_t B) {
   return B == 1 && sizeof(T) == sizeof(float);
 }
 
+// Packing W costs about one pass over it, like one step's GEMM: worth it
+// from a few steps on, not for a single step (lstm_cell runs T = 1).
+constexpr int64_t kMinStepsToPack = 4;
+
+template <typename T>
+inline int64_t pack_rows(int64_t B, int64_t steps) {
+  return use_gemv<T>(B) || steps < kMinStepsToPack ? 0 : B;
+}
+
 template <typename T>
 void recur_fwd(const PackedWeight<T>& W, const T* w, const T* h, T* z, int64_t B, int64_t G, int64_t P) {
   if constexpr (sizeof(T) == sizeof(float)) {
@@ -59,8 +68,8 @@ void forward(const LstmParams& p) {
   const T* h_prev = static_cast<const T*>(p.h0);
   const T* c_prev = static_cast<const T*>(p.c0);
   const SmallGemmThreads threads(2.0 * B * G * P);
-  const PackedWeight<T> W(w, true, G, P, use_gemv<T>(B) ? 0 : B);
-  const PackedWeight<T> Wr(whr, true, P, whr ? H : 0, B);
+  const PackedWeight<T> W(w, true, G, P, pack_rows<T>(B, T_));
+  const PackedWeight<T> Wr(whr, true, P, whr ? H : 0, T_ < kMinStepsToPack ? 0 : B);
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
     recur_fwd(W, w, h_prev, z, B, G, P);
@@ -107,8 +116,8 @@ void backward(const LstmParams& p) {
   T* m_all = dh_all + T_ * B * P;
   T* dm = m_all + T_ * B * H;
   const SmallGemmThreads threads(2.0 * B * G * P);
-  const PackedWeight<T> W(w, false, P, G, use_gemv<T>(B) ? 0 : B);
-  const PackedWeight<T> Wr(whr, false, whr ? H : 0, P, B);
+  const PackedWeight<T> W(w, false, P, G, pack_rows<T>(B, T_));
+  const PackedWeight<T> Wr(whr, false, whr ? H : 0, P, T_ < kMinStepsToPack ? 0 : B);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.reverse ? T_ - 1 - s : s;
     const int64_t t_prev = p.reverse ? t + 1 : t - 1;
