@@ -69,6 +69,7 @@ def test_dtypes_layouts_modes(backend, dtype, layout, training):
 @pytest.mark.parametrize("act", ["relu", "none", "gelu", "hardswish", "leaky_relu", "sigmoid"])
 @pytest.mark.parametrize("affine,residual", [(True, True), (False, False), (True, False)])
 def test_activations_and_optional_inputs(act, affine, residual):
+    """(the cpu kernels; the triton ones in test_triton_bn)"""
     _check("cpu", torch.float32, "cl" if residual else "nchw", True, act, affine=affine, residual=residual)
 
 
@@ -140,3 +141,26 @@ def test_bad_input(kwargs, error, words):
     args.update(kwargs)
     with pytest.raises(error, match=words):
         batch_norm_act(args.pop("z"), args.pop("running_mean"), args.pop("running_var"), **args)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout,training,act", [("nchw", True, "silu"), ("cl", True, "relu"), ("cl", False, "gelu")])
+def test_triton_bn(dtype, layout, training, act):
+    _check("triton", dtype, layout, training, act)
+
+
+@pytest.mark.triton
+def test_triton_bn_optional_inputs():
+    _check("triton", torch.float32, "nchw", True, "hardswish", affine=False, residual=False)
+
+
+@pytest.mark.triton
+def test_triton_bn_opcheck():
+    from bigkernels.ops._library import op
+
+    ensure_backend("triton")
+    _, args, _ = _inputs((2, 4, 3, 5), CL, torch.float32)
+    z, w, b, r = args
+    torch.library.opcheck(op("bn_act_triton"), (z, w, b, r, None, None, 1e-5, 4, 0.01),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))

@@ -6,7 +6,7 @@ float64 for float64 z); the public function updates the running buffers
 from them, so the op itself mutates nothing (clean for opcheck/compile)."""
 import torch
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
 from . import _checks
@@ -69,8 +69,20 @@ def _register_autograd(forward_name, backward_name):
 
 _register_autograd("bn_act", "bn_act_backward")
 
+
+def _triton_supports(z, *args):
+    if z.dtype == torch.float64:
+        return "the triton kernels compute in fp32: float64 is served by cpu/torch"
+    return None
+
+
 register("bn_act", "cpu", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
 register("bn_act", "torch")(composite.bn_act)
+if availability.triton_installed():
+    from ..triton import conv_bn as _triton_bn  # noqa: F401  (defines the _triton ops)
+
+    _register_autograd("bn_act_triton", "bn_act_backward_triton")
+    register("bn_act", "triton", supports=_triton_supports)(lambda *a: op("bn_act_triton")(*a))
 register("bn_act", "reference")(reference.bn_act)
 set_auto_order("bn_act", "cpu", ("cpu", "torch"))
 

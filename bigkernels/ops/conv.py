@@ -8,7 +8,7 @@ to dL/dz, then the convolution's data/weight/bias gradients."""
 import torch
 import torch.nn.functional as F
 
-from ..backends import dispatch, register, set_auto_order
+from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
 from . import _checks
@@ -109,8 +109,19 @@ def _cpu_supports(x, *args):
     return None
 
 
+def _triton_supports(x, *args):
+    if x.dtype == torch.float64:
+        return "the triton kernel computes in fp32: float64 is served by cpu/torch"
+    return None
+
+
 register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
 register("conv2d", "torch")(composite.conv2d)
+if availability.triton_installed():
+    from ..triton import conv as _triton_conv  # noqa: F401  (defines the _triton ops)
+
+    _register_autograd("conv2d_triton", "conv2d_backward_triton")
+    register("conv2d", "triton", supports=_triton_supports)(_call("conv2d_triton"))
 register("conv2d", "reference")(reference.conv2d)
 
 # CPU: see docs/conv.md for the measurements behind this order.

@@ -6,6 +6,8 @@ against eager torch in the same run:
   - per layer: conv + BN + ReLU over ResNet-18/50 layer shapes (eval: torch
     conv -> bn -> relu vs the folded fused conv; train: forward + backward);
   - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13."""
+import copy
+
 import torch
 from torch import nn
 
@@ -162,7 +164,9 @@ def layer_cases(quick):
                           validate=_validate(ev(ours), ev(seq), 1e-4)))
         if quick:
             continue
-        seq_t, ours_t = seq.train(), Conv2dBNAct.from_modules(seq[0], seq[1], nn.ReLU()).train()
+        # copies: the eval case above keeps its modules in eval mode
+        seq_t = copy.deepcopy(seq).train()
+        ours_t = Conv2dBNAct.from_modules(seq_t[0], seq_t[1], nn.ReLU()).train()
         xg = x.clone().requires_grad_()
 
         def fb(m, xg=xg):
