@@ -19,7 +19,6 @@ are matched by swap_fx.py.
 import logging
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 log = logging.getLogger("bigkernels.swap")

@@ -6,7 +6,6 @@ module is built with the original's constructor arguments and then takes the
 original's very tensors (`load_state_dict(assign=True)`), so an optimizer
 built before the swap still holds the parameters that train.
 """
-import torch
 from torch import nn
 
 from . import swap_fx

@@ -54,7 +54,13 @@ def test_resnet_names_and_small_input():
 
 @pytest.mark.parametrize("kernels", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_gpt_greedy_generation_same_with_and_without_cache(kernels, seed):
+def test_gpt_greedy_generation_same_with_and_without_cache(kernels, seed, monkeypatch):
+    import bigkernels.ops as ops
+
+    calls = []
+    if hasattr(ops, "attention_decode"):
+        decode = ops.attention_decode
+        monkeypatch.setattr(ops, "attention_decode", lambda *a, **k: calls.append(1) or decode(*a, **k))
     torch.manual_seed(seed)
     gpt = M.GPT(40, 2, 4, 2, 32, 48, kernels=kernels).eval()
     prompt = torch.randint(0, 40, (3, 7))
@@ -62,6 +68,8 @@ def test_gpt_greedy_generation_same_with_and_without_cache(kernels, seed):
     without = gpt.generate(prompt, 30, temperature=0, use_cache=False)
     assert with_cache.shape == (3, 37)
     assert torch.equal(with_cache, without)
+    # 29 decode steps x 2 layers go through attention_decode with kernels=True (when the build has it).
+    assert len(calls) == (29 * 2 if kernels and hasattr(ops, "attention_decode") else 0)
     # And the cached logits are the full forward's, position by position.
     cache = gpt.new_cache(3)
     gpt(with_cache[:, :10], cache, 0)

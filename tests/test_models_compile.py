@@ -29,9 +29,7 @@ PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet18", "lstm_lm"
 
 
 @pytest.mark.parametrize("name", PARAMS)
-def test_compile_fullgraph_matches_eager(name, request):
-    if name in ("resnet18", "lstm_lm") and "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("run with -m slow")
+def test_compile_fullgraph_matches_eager(name):
     build, make_input = CASES[name]
     torch.manual_seed(0)
     # eval: dropout's random masks differ between eager and compiled runs;

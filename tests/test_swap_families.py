@@ -175,3 +175,44 @@ def test_checkpoints_optimizer_and_unswap_with_real_modules():
     assert type(model[0]) is nn.Conv2d and type(model[5]) is nn.LSTM
     for k, v in fresh.state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+
+
+class _CrossAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4, kdim=8, vdim=12, add_bias_kv=True, batch_first=True)
+
+    def forward(self, q, k, v):
+        return self.attn(q, k, v, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_multihead_attention_with_separate_kv_dims(train):
+    """q/k/v_proj_weight (kdim, vdim != embed_dim) and bias_k/bias_v keep their names."""
+    _need("MultiheadAttention")
+    ours, report = compare(_CrossAttention(), lambda: (torch.randn(2, 5, 16), torch.randn(2, 7, 8),
+                                                       torch.randn(2, 7, 12)), train, expect_swapped=1)
+    assert {"attn.q_proj_weight", "attn.bias_k"} <= set(ours.state_dict())
+
+
+class _FunctionalBlock(nn.Module):
+    """Functional activations, a conv without BN into a residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.nn.functional.silu(self.bn1(self.conv1(x)))
+        return torch.relu(x + self.conv2(y))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_functional_activations_and_fused_conv_with_residual(train):
+    _need("Conv2dBNAct", "FusedConv2d")
+    ours, report = compare(_FunctionalBlock(), lambda: (torch.randn(2, 4, 6, 6),), train, expect_swapped=2)
+    rows = {r[0]: r for r in report.swapped}
+    assert rows["conv1"][1:3] == ("nn.Conv2d+nn.BatchNorm2d+nn.SiLU", "bigkernels.nn.Conv2dBNAct")
+    assert rows["conv2"][1:3] == ("nn.Conv2d+add+nn.ReLU", "bigkernels.nn.FusedConv2d")

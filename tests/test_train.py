@@ -56,18 +56,14 @@ def test_bad_arguments(capsys, args, message):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model,goal", [("cnn", 0.97), ("lstm", 0.93), ("transformer", 0.93)])
-def test_digits_accuracy_goal(capsys, request, model, goal):
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("the accuracy runs take ~20-60 s each: run with -m slow")
+def test_digits_accuracy_goal(capsys, model, goal):
     result, _ = run_cli(capsys, "--model", model)
     assert result["test_accuracy"] >= goal and result["seconds"] < 60, result
 
 
 @pytest.mark.slow
-def test_ddp_flag_launches_two_ranks(request):
-    """--ddp 2 relaunches the command through torchrun (gloo on the CPU)."""
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("starts two fresh interpreters (~30 s): run with -m slow")
+def test_ddp_flag_launches_two_ranks():
+    """--ddp 2 relaunches the command through torchrun (gloo on the CPU); ~30 s."""
     import subprocess
     import sys
 

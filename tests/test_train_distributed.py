@@ -1,7 +1,8 @@
-"""Every model under DistributedDataParallel: 2 CPU processes on gloo. Each
-rank takes half of a batch; after one SGD step, DDP's averaged gradients
-must give exactly what one process gets on the whole batch (models without
-batch statistics), and the ranks must agree with each other (all models)."""
+"""Every model under DistributedDataParallel, and FSDP2 (fully_shard) where
+it runs on the CPU: 2 CPU processes on gloo. Each rank takes half of a
+batch; after one SGD step, the averaged gradients must give what one process
+gets on the whole batch (models without batch statistics), and the DDP
+ranks must agree with each other (all models)."""
 import os
 import socket
 
@@ -54,6 +55,16 @@ def _worker(rank, world, port, names, results):
             dist.all_gather(gathered, flat)
             if rank == 0:
                 results[name] = [g.clone() for g in gathered]
+        from torch.distributed.fsdp import fully_shard
+
+        for name in FSDP_NAMES:
+            model, x, y = _build(name)
+            fully_shard(model)
+            half = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
+            _step(model, x[half], y[half])
+            full = {k: v.full_tensor() for k, v in model.state_dict().items()}
+            if rank == 0:
+                results["fsdp-" + name] = full
     finally:
         dist.destroy_process_group()
 
@@ -65,6 +76,7 @@ def _free_port():
 
 
 NAMES = ["cnn", "resnet18", "lstm", "transformer", "gpt"]
+FSDP_NAMES = ["lstm", "transformer", "gpt"]  # no batch statistics: comparable with one process
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +97,14 @@ def test_ddp_two_cpu_processes(ddp_results, name):
     _step(model, x, y)
     single = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     torch.testing.assert_close(rank0, single, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FSDP_NAMES)
+def test_fsdp2_two_cpu_processes(ddp_results, name):
+    sharded = ddp_results["fsdp-" + name]
+    model, x, y = _build(name)
+    _step(model, x, y)
+    single = model.state_dict()
+    assert set(sharded) == set(single)
+    for k, v in single.items():
+        torch.testing.assert_close(sharded[k], v, rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}: {m}")

@@ -63,7 +63,8 @@ class Attention(nn.Module):
 
     def _decode(self, q, k, v, cache, pos):
         k_cache, v_cache = cache
-        decode = _ops("attention_decode") if self.kernels else None
+        # attention_decode is inference-only (no autograd): generate() runs under no_grad.
+        decode = _ops("attention_decode") if self.kernels and not torch.is_grad_enabled() else None
         if decode is not None:
             seqlens = torch.full((q.shape[0],), pos, dtype=torch.int32, device=q.device)
             return decode(q, k_cache, v_cache, seqlens, k_new=k, v_new=v)

@@ -1,8 +1,11 @@
 """Drop-in modules: torch's constructors, parameter names and forwards, so
 torch checkpoints load both ways. Modules know nothing of backends: they call
 bigkernels.ops, and the router picks the backend."""
-from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer  # noqa: F401
-from .rnn import GRU, LSTM, RNN  # noqa: E402
-from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
-from .layernorm_lstm import LayerNormLSTM  # noqa: E402
-from .conv import Conv2dBNAct, FusedConv2d, from_modules  # noqa: E402,F401
+from .attention import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer
+from .conv import Conv2dBNAct, FusedConv2d, from_modules
+from .layernorm_lstm import LayerNormLSTM
+from .rnn import GRU, LSTM, RNN
+from .rnn_cells import GRUCell, LSTMCell, RNNCell
+
+__all__ = ["Conv2dBNAct", "FusedConv2d", "GRU", "GRUCell", "LSTM", "LSTMCell", "LayerNormLSTM", "MultiheadAttention",
+           "RNN", "RNNCell", "TransformerDecoderLayer", "TransformerEncoderLayer", "from_modules"]

@@ -1,17 +1,12 @@
 """The public ops. Importing this package defines every schema, then loads
 the C++ kernels (bigkernels._C) that implement them."""
-from . import epilogue
-from . import conv
-from .conv import conv2d
-from . import batchnorm
-from .batchnorm import batch_norm_act
-from .epilogue import bias_act
-# The function shadows its module as an attribute (import the module with importlib).
-from .attention import attention
+from . import batchnorm, conv, epilogue, gru, layernorm_lstm, lstm, rnn, rnn_stack
+from .attention import attention  # the function shadows its module (import the module with importlib)
 from .attention_sdpa import scaled_dot_product_attention
 from .attention_varlen import attention_decode, attention_varlen
-from . import gru, layernorm_lstm, lstm, rnn, rnn_stack
-from . import gru, lstm, rnn, rnn_stack
+from .batchnorm import batch_norm_act
+from .conv import conv2d
+from .epilogue import bias_act
 from .gru import gru_cell, gru_layer
 from .layernorm_lstm import layernorm_lstm_layer
 from .lstm import lstm_cell, lstm_layer
