@@ -263,3 +263,61 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, Mask, sq_b, sq_h, sq_s, sk_b, sk_h
     tl.store(DQ + b.to(tl.int64) * sg_b + h * sg_h + (q_start + offs_m[:, None]) * sg_s + offs_d[None, :],
              (dq * scale).to(DQ.dtype.element_ty),
              mask=rmask)
+
+
+# AOT configs (bigkernels/aot): the kernels as bigkernels/triton/attention_ops.py
+# and attention_decode.py launch them on a GPU (PREC "ieee": torch's TF32 switch
+# is off by default; num_stages 2 for backward and decode; BLOCK_D = the head
+# dim padded to a power of two, >= 16). The forward is autotuned: the table
+# carries one mid-size config (128 x 64, 4 warps, 2 stages) for every dtype
+# (causal), bf16 without causal, with masks, varlen and dropout, and the largest
+# autotune entry (128 x 128, 8 warps, 3 stages) at bf16 D=128 and fp32 D=256,
+# the worst case for shared memory. Pinned (CI): bf16, causal, D=128, one per kernel.
+def _aot_configs():
+    from triton.runtime.autotuner import Autotuner
+
+    from ._op import aot_signature
+
+    configs = []
+
+    def types(kernel, dt, mask_kind=0, varlen=False, dropout=False, extra=()):
+        t = {name: "*" + dt for name in ("Q", "K", "V", "O", "DO", "DK", "DV", "DQ")}
+        t.update(LSE="*fp32", Delta="*fp32", qk_scale="fp32", keep_scale="fp32", scale="fp32")
+        t["Mask"] = {0: "*" + dt, 1: "*u8", 2: "*fp32"}[mask_kind]  # no mask: q is passed
+        t["CuQ"] = t["CuK"] = "*i32" if varlen else "*" + dt
+        if dropout:
+            t["seed"] = t["offset"] = "i64"
+        t.update(extra)
+        sig = aot_signature(kernel, {}, default="i32")
+        return aot_signature(kernel, {k: v for k, v in t.items() if k in sig})
+
+    def add(name, kernel, dt, d, causal, bm, bn, warps, stages, mask_kind=0, varlen=False, dropout=False,
+            pinned=False):
+        configs.append(dict(
+            name=name, kernel=kernel.fn if isinstance(kernel, Autotuner) else kernel,  # autotuned: its JITFunction
+            signature=types(kernel, dt, mask_kind, varlen, dropout),
+            constexprs=dict(CAUSAL=causal, MASK_KIND=mask_kind, BLOCK_D=d, PREC="ieee", DROPOUT=dropout,
+                            VARLEN=varlen, BLOCK_M=bm, BLOCK_N=bn),
+            aligned=[k for k, v in types(kernel, dt, mask_kind, varlen, dropout).items()
+                     if v.startswith("*") and k != "Mask"],
+            num_warps=warps, num_stages=stages, pinned=pinned))
+
+    for dt in ("fp16", "bf16", "fp32"):
+        add(f"attn_fwd_{dt}_d128_causal", _attn_fwd, dt, 128, True, 128, 64, 4, 2, pinned=dt == "bf16")
+    add("attn_fwd_bf16_d128", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2)
+    add("attn_fwd_bf16_d64_causal", _attn_fwd, "bf16", 64, True, 128, 64, 4, 2)
+    add("attn_fwd_bf16_d128_boolmask", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, mask_kind=1)
+    add("attn_fwd_bf16_d128_addmask", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, mask_kind=2)
+    add("attn_fwd_bf16_d128_varlen_causal", _attn_fwd, "bf16", 128, True, 128, 64, 4, 2, varlen=True)
+    add("attn_fwd_bf16_d128_dropout", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, dropout=True)
+    add("attn_fwd_bf16_d128_bm128_bn128_w8_s3", _attn_fwd, "bf16", 128, False, 128, 128, 8, 3)
+    add("attn_fwd_fp32_d256_bm128_bn128_w8_s3", _attn_fwd, "fp32", 256, False, 128, 128, 8, 3)
+    for kernel, tag in ((_attn_bwd_dkdv, "dkdv"), (_attn_bwd_dq, "dq")):
+        for dt in ("fp16", "bf16", "fp32"):
+            add(f"attn_bwd_{tag}_{dt}_d128_causal", kernel, dt, 128, True, 32, 32, 4, 2, pinned=dt == "bf16")
+        add(f"attn_bwd_{tag}_bf16_d64", kernel, "bf16", 64, False, 64, 64, 4, 2)
+        add(f"attn_bwd_{tag}_bf16_d128_varlen_causal", kernel, "bf16", 128, True, 32, 32, 4, 2, varlen=True)
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()
