@@ -10,6 +10,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from ..testing.selftests import register_selftest
 from ._library import define_native, op, qualname
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
@@ -71,6 +72,7 @@ def _register_autograd(forward_name, backward_name):
 
 
 _register_autograd("lstm_layer", "lstm_layer_backward")
+_register_autograd("lstm_layer_sim", "lstm_layer_backward_sim")
 
 if availability.triton_usable():
     from ..triton import lstm as _triton_lstm  # noqa: F401  (defines the _triton ops)
@@ -93,7 +95,17 @@ def _native(name):
     return run
 
 
+def _cuda_supports(x_proj, *args):
+    if x_proj.dtype == torch.float64:
+        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
+    return None
+
+
 register("lstm_layer", "cpu", kernel="bigkernels::lstm_layer")(_native("lstm_layer"))
+# csrc/cuda/lstm: persistent (weights resident, grid sync per step) or per-step kernels (docs/lstm.md)
+register("lstm_layer", "cuda", kernel="bigkernels::lstm_layer", supports=_cuda_supports)(_native("lstm_layer"))
+register("lstm_layer", "cuda_sim", kernel="bigkernels::lstm_layer_sim",
+         supports=_cuda_supports)(_native("lstm_layer_sim"))
 register("lstm_layer", "triton", supports=_triton_supports)(_native("lstm_layer_triton"))
 register("lstm_layer", "torch")(composite.lstm_layer)
 register("lstm_layer", "reference")(reference.lstm_layer)
@@ -159,8 +171,32 @@ def _cell_torch(x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 for _backend in ("cpu", "triton", "reference"):
     register("lstm_cell", _backend)(_cell_as_layer)
+for _backend in ("cuda", "cuda_sim"):  # no fused cell kernel yet: a one-step lstm_layer
+    register("lstm_cell", _backend, supports=_cuda_supports)(_cell_as_layer)
 register("lstm_cell", "torch")(_cell_torch)
 # One step at B = 1..64, H = 256..512 (1 thread, CPU time; docs/lstm.md):
 # torch's cell 1.1-2x faster than a one-step layer call, whose fixed cost
 # (checks, router, custom-op autograd: ~40 us) a single step cannot amortise.
 set_auto_order("lstm_cell", "cpu", ("torch", "cpu"))
+
+
+def _selftest_inputs(seed, proj, reverse):
+    # T=5, B=3, H=19 (no multiple of a warp or a tile), proj 7: forward and backward through time
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H = 5, 3, 19
+    P = 7 if proj else H
+
+    def r(*shape, s=1.0):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64) * s
+
+    args = (r(T, B, 4 * H), r(B, P, s=0.5), r(B, H, s=0.5), r(4 * H, P, s=1 / H ** 0.5))
+    return args, {"w_hr": r(P, H, s=1 / H ** 0.5) if proj else None, "reverse": reverse}
+
+
+register_selftest(
+    "lstm_layer", lstm_layer, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16),
+    cases=[dict(proj=False, reverse=False), dict(proj=False, reverse=True), dict(proj=True, reverse=False),
+           dict(proj=True, reverse=True)],
+    # the case matching a routed call (x_proj, h0, c0, w_hh, w_hr, reverse)
+    features=lambda x, h, c, w, wr, reverse: dict(proj=wr is not None, reverse=bool(reverse)))

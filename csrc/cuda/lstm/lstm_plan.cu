@@ -1,0 +1,63 @@
+// Persistent vs per-step: the one rule (docs/lstm.md, "CUDA kernels").
+//   units  = ceil(H / SMs)            one block per SM, each owning `units` hidden units
+//   blocks = ceil(H / units)          <= SMs by construction
+//   smem   = forward:  (4 units P + proj_rows H) x sizeof(storage)
+//            backward: (4H units + 4H proj_rows + P units) x sizeof(storage) with a projection,
+//                      4H units x sizeof(storage) without
+//   persistent  iff  smem <= the per-block opt-in limit (227 KiB on H100) and the
+//                    device can hold `blocks` such blocks at once (cooperative launch).
+// Per-step uses 4 units per block (H/4 blocks: enough blocks to fill the GPU at any H).
+#include "cuda/lstm/lstm_cuda.h"
+#include "device/launch.cuh"
+
+namespace bk {
+namespace cuda {
+namespace {
+
+constexpr int kSimSMs = 132;                  // the emulator models an H100
+constexpr size_t kSimMaxSmem = 227 * 1024;    // H100 per-block opt-in limit
+constexpr int kPerStepUnits = 4;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void device_limits(int* sms, size_t* max_smem) {
+  *sms = kSimSMs;
+  *max_smem = kSimMaxSmem;
+#if defined(__CUDACC__)
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess) *sms = v;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess) *max_smem = size_t(v);
+  }
+#endif
+}
+
+}  // namespace
+
+LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force) {
+  LstmPlan plan;
+  const int64_t es = storage == DType::F32 ? 4 : 2, H = p.H, P = p.P, G = 4 * H;
+  const bool proj = p.w_hr != nullptr;
+  device_limits(&plan.max_blocks, &plan.max_smem);
+  const int64_t units = ceil_div(H, plan.max_blocks);
+  const int64_t blocks = ceil_div(H, units);
+  const int64_t pr = proj ? ceil_div(P, blocks) : 0;
+  const int64_t elems = backward ? (proj ? G * pr + P * units : G * units) : 4 * units * P + pr * H;
+  plan.smem = size_t(elems * es);
+  const bool fits = plan.smem <= plan.max_smem;
+  plan.persistent = force == LstmPath::PerStep ? false : fits;
+  if (plan.persistent) {
+    plan.units = int(units);
+    plan.blocks = int(blocks);
+    plan.proj_rows = int(pr);
+  } else {
+    plan.units = kPerStepUnits;
+    plan.blocks = int(ceil_div(H, kPerStepUnits));
+    plan.proj_rows = proj ? int(ceil_div(P, plan.blocks)) : 0;
+    plan.smem = 0;
+  }
+  return plan;
+}
+
+}  // namespace cuda
+}  // namespace bk

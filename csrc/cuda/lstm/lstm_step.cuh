@@ -1,0 +1,80 @@
+// Device code shared by the persistent and per-step LSTM kernels: the launch
+// arguments, the warp dot products and the gate math of one step.
+//
+// Work split: a block owns `units` hidden units; each warp takes one (unit,
+// batch row) pair at a time and its 32 lanes split the reduction dimension,
+// so all four gate pre-activations of a unit end in one warp (no shared
+// memory exchange before the gates) and the shuffle-tree reduction makes the
+// result independent of the schedule (bit-for-bit reproducible).
+#pragma once
+#include "cuda/lstm/lstm_cuda.h"
+#include "device/launch.cuh"
+
+namespace bk {
+namespace cuda {
+namespace lstm {
+
+struct Args {
+  LstmParams p;
+  LstmCudaWork w;
+  int units;      // hidden units per block
+  int proj_rows;  // projection rows per block
+};
+
+// A weight slice: element k of row (gate q, unit j) sits at
+// base[q * s_gate + j * s_unit + k * s_k]; shared memory or global memory.
+template <typename T>
+struct WView {
+  const T* base;
+  int64_t s_gate, s_unit, s_k;
+  BK_DEVICE float at(int q, int j, int64_t k) const { return dev::to_float(base[q * s_gate + j * s_unit + k * s_k]); }
+};
+
+BK_DEVICE float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+BK_DEVICE float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+
+// sum_k W[q, j, k] * v[k] for the four gates q, on the calling warp; every lane gets the sums.
+template <typename T>
+BK_DEVICE void dot4(const WView<T>& w, int j, const float* v, int64_t K, int lane, float acc[4]) {
+  float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+  for (int64_t k = lane; k < K; k += 32) {
+    const float x = v[k];
+    a0 = fmaf(w.at(0, j, k), x, a0);
+    a1 = fmaf(w.at(1, j, k), x, a1);
+    a2 = fmaf(w.at(2, j, k), x, a2);
+    a3 = fmaf(w.at(3, j, k), x, a3);
+  }
+  acc[0] = warp_sum(a0);
+  acc[1] = warp_sum(a1);
+  acc[2] = warp_sum(a2);
+  acc[3] = warp_sum(a3);
+}
+
+template <typename T>
+BK_DEVICE float dot1(const WView<T>& w, int j, const float* v, int64_t K, int lane) {
+  float a = 0.f;
+  for (int64_t k = lane; k < K; k += 32) a = fmaf(w.at(0, j, k), v[k], a);
+  return warp_sum(a);
+}
+
+BK_DEVICE int warp_id() { return int(threadIdx.x) / 32; }
+BK_DEVICE int lane_id() { return int(threadIdx.x) % 32; }
+BK_DEVICE int num_warps() { return int(blockDim.x) / 32; }
+
+// How many of a block's `per_block` items (units or rows starting at `start`) exist.
+BK_DEVICE int clamp_count(int64_t total, int64_t start, int per_block) {
+  const int64_t n = total - start;
+  return n <= 0 ? 0 : (n < per_block ? int(n) : per_block);
+}
+
+// Timestep processed at position s of the forward loop.
+BK_DEVICE int64_t fwd_t(const LstmParams& p, int64_t s) { return p.reverse ? p.T - 1 - s : s; }
+
+}  // namespace lstm
+}  // namespace cuda
+}  // namespace bk
