@@ -11,6 +11,7 @@
 //    per step (two with a projection): no host sync or allocation between
 //    launches, so a CUDA graph can capture the loop.
 #pragma once
+#include "common/gru_params.h"
 #include "common/lstm_params.h"
 
 #if defined(__CUDACC__) || defined(BK_SIM_HOST_API)
@@ -57,6 +58,9 @@ constexpr int kLstmThreads = 128;  // 4 warps: one (unit, batch) dot product per
 // kLstmThreads threads fit co-resident (one per SM: units = ceil(H / SMs)) and
 // their weight slices fit the per-block shared-memory limit; otherwise per-step.
 LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force);
+
+// The GRU's rule, same form: 3 gates per unit, smem = 3 units H x sizeof(storage).
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force);
 
 cudaError_t lstm_forward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);
 cudaError_t lstm_backward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);

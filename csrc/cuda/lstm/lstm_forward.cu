@@ -24,7 +24,7 @@ BK_DEVICE void gates_phase(const Args& a, int64_t s, const WView<T>& w, int64_t 
     const int j = int(it % nU);
     const int64_t b = it / nU, u = u0 + j;
     float acc[4];
-    dot4(w, j, hprev + b * P, P, lane, acc);
+    dotq<4>(w, j, hprev + b * P, P, lane, acc);
     if (lane != 0) continue;
     const T* x = xp + b * G + u;
     const float i = sigmoid(acc[0] + dev::to_float(x[0]));

@@ -4,6 +4,7 @@
 //   smem   = forward:  (4 units P + proj_rows H) x sizeof(storage)
 //            backward: (4H units + 4H proj_rows + P units) x sizeof(storage) with a projection,
 //                      4H units x sizeof(storage) without
+//   GRU: 3 units H x sizeof(storage), forward and backward
 //   persistent  iff  smem <= the per-block opt-in limit (227 KiB on H100) and the
 //                    device can hold `blocks` such blocks at once (cooperative launch).
 // Per-step uses 4 units per block (H/4 blocks: enough blocks to fill the GPU at any H).
@@ -32,6 +33,22 @@ void device_limits(int* sms, size_t* max_smem) {
 #endif
 }
 
+// proj_size: 0 without projection; its rows are split evenly over the grid.
+LstmPlan choose(LstmPlan plan, int64_t H, int64_t units, int64_t blocks, int64_t proj_size, LstmPath force) {
+  plan.persistent = force == LstmPath::PerStep ? false : plan.smem <= plan.max_smem;
+  if (plan.persistent) {
+    plan.units = int(units);
+    plan.blocks = int(blocks);
+    plan.proj_rows = int(ceil_div(proj_size, blocks));
+  } else {
+    plan.units = kPerStepUnits;
+    plan.blocks = int(ceil_div(H, kPerStepUnits));
+    plan.proj_rows = int(ceil_div(proj_size, plan.blocks));
+    plan.smem = 0;
+  }
+  return plan;
+}
+
 }  // namespace
 
 LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force) {
@@ -44,19 +61,17 @@ LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath f
   const int64_t pr = proj ? ceil_div(P, blocks) : 0;
   const int64_t elems = backward ? (proj ? G * pr + P * units : G * units) : 4 * units * P + pr * H;
   plan.smem = size_t(elems * es);
-  const bool fits = plan.smem <= plan.max_smem;
-  plan.persistent = force == LstmPath::PerStep ? false : fits;
-  if (plan.persistent) {
-    plan.units = int(units);
-    plan.blocks = int(blocks);
-    plan.proj_rows = int(pr);
-  } else {
-    plan.units = kPerStepUnits;
-    plan.blocks = int(ceil_div(H, kPerStepUnits));
-    plan.proj_rows = proj ? int(ceil_div(P, plan.blocks)) : 0;
-    plan.smem = 0;
-  }
-  return plan;
+  return choose(plan, H, units, blocks, proj ? P : 0, force);
+}
+
+// GRU: W_hh rows (forward) or columns (backward) of 3 gates per unit.
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force) {
+  LstmPlan plan;
+  const int64_t es = storage == DType::F32 ? 4 : 2, H = p.H;
+  device_limits(&plan.max_blocks, &plan.max_smem);
+  const int64_t units = ceil_div(H, plan.max_blocks);
+  plan.smem = size_t(3 * units * H * es);
+  return choose(plan, H, units, ceil_div(H, units), 0, force);
 }
 
 }  // namespace cuda

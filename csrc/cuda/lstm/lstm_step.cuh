@@ -38,21 +38,20 @@ BK_DEVICE float warp_sum(float v) {
 
 BK_DEVICE float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-// sum_k W[q, j, k] * v[k] for the four gates q, on the calling warp; every lane gets the sums.
-template <typename T>
-BK_DEVICE void dot4(const WView<T>& w, int j, const float* v, int64_t K, int lane, float acc[4]) {
-  float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+// sum_k W[q, j, k] * v[k] for the NQ gates q (4 LSTM, 3 GRU), on the calling
+// warp; every lane gets the sums.
+template <int NQ, typename T>
+BK_DEVICE void dotq(const WView<T>& w, int j, const float* v, int64_t K, int lane, float acc[NQ]) {
+  float a[NQ];
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) a[q] = 0.f;
   for (int64_t k = lane; k < K; k += 32) {
     const float x = v[k];
-    a0 = fmaf(w.at(0, j, k), x, a0);
-    a1 = fmaf(w.at(1, j, k), x, a1);
-    a2 = fmaf(w.at(2, j, k), x, a2);
-    a3 = fmaf(w.at(3, j, k), x, a3);
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) a[q] = fmaf(w.at(q, j, k), x, a[q]);
   }
-  acc[0] = warp_sum(a0);
-  acc[1] = warp_sum(a1);
-  acc[2] = warp_sum(a2);
-  acc[3] = warp_sum(a3);
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) acc[q] = warp_sum(a[q]);
 }
 
 template <typename T>

@@ -3,25 +3,13 @@
 // guard-page copy (tensor side shared with the CUDA glue: torch/lstm_cuda_glue.h).
 #include <torch/library.h>
 
-#include <list>
-
 #include "torch/lstm_cuda_glue.h"
-#include "torch/sim/guarded.h"
+#include "torch/sim/guarded_call.h"
 
 namespace {
 
 using bk::glue::LstmTensors5;
-using bk::simglue::Guarded;
-
-template <typename Call, typename Launch>
-void run_guarded(Call& call, Launch launch, const char* op) {
-  std::list<Guarded> guards;  // outputs copied back when the list is destroyed
-  for (auto& b : call.bindings) {
-    guards.emplace_back(b.t, b.out ? Guarded::kOut : Guarded::kIn);
-    b.bind(guards.back().get());
-  }
-  bk::simglue::check(launch(), op);
-}
+using bk::simglue::run_guarded;
 
 LstmTensors5 lstm_layer_sim(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0,
                             const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, bool reverse, bool train) {
