@@ -88,7 +88,7 @@ BK_DEVICE void gru_bwd_phase(const GruArgs& a, int64_t s, const WView<T>& wcol, 
 
 // Shared memory: forward W_hh rows [3][units][H]; backward W_hh columns [units][3H].
 template <typename T, bool kBackward>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_persistent(GruArgs a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) gru_persistent(GruArgs a) {
   const GruParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
   const int U = a.units;
@@ -105,10 +105,9 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_persistent(GruArgs a) {
     }
   }
   __syncthreads();
-  const WView<T> w = kBackward ? WView<T>{smem, 0, G, 1} : WView<T>{smem, int64_t(U) * H, H, 1};
   for (int64_t s = 0; s < p.T; ++s) {
-    if constexpr (kBackward) gru_bwd_phase<T>(a, s, w, u0, nU);
-    else gru_fwd_phase<T>(a, s, w, u0, nU);
+    if constexpr (kBackward) gru_bwd_phase<T>(a, s, WView<T>{smem, 0, G, 1}, u0, nU);
+    else gru_fwd_phase<T>(a, s, WView<T>{smem, int64_t(U) * H, H, 1}, u0, nU);
     dev::grid_sync();  // h_t (forward) or da_t (backward) complete before the next step reads it
   }
 }

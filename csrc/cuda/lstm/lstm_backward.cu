@@ -74,7 +74,7 @@ BK_DEVICE void gates_bwd_phase(const Args& a, int64_t s, const WView<T>& w, int6
 // without projection W_hh[:, units] as [units][4H]; with it W_hh[:, rows] as
 // [proj_rows][4H], then W_hr[:, units] as [units][P].
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_persistent(Args a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_bwd_persistent(Args a) {
   const LstmParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
   const int U = a.units, Pr = a.proj_rows;

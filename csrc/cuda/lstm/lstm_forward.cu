@@ -69,7 +69,7 @@ BK_DEVICE void proj_phase(const Args& a, int64_t s, const WView<T>& wr, int64_t 
 // Shared memory: W_hh rows of the block's units, gate-major [4][units][P],
 // then W_hr rows of its projection slice [proj_rows][H].
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_fwd_persistent(Args a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent(Args a) {
   const LstmParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
   const int U = a.units;
