@@ -10,6 +10,7 @@ from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from ..testing.selftests import register_selftest
 from ._library import define_native, op, qualname
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
@@ -125,3 +126,24 @@ for _backend in ("cuda", "cuda_sim"):  # no fused cell kernel yet: a one-step gr
 register("gru_cell", "torch")(lambda x, h, w_ih, w_hh, b_ih, b_hh: torch._VF.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh))
 # One step: torch's cell measured 1.3-1.7x faster than a one-step layer call (docs/lstm.md).
 set_auto_order("gru_cell", "cpu", ("torch", "cpu"))
+
+
+def _selftest_inputs(seed, bias, reverse):
+    # T=5, B=3, H=19 (no multiple of a warp or a tile): forward and backward through time
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H = 5, 3, 19
+
+    def r(*shape, s=1.0):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64) * s
+
+    args = (r(T, B, 3 * H), r(B, H, s=0.5), r(3 * H, H, s=1 / H ** 0.5), r(3 * H) if bias else None)
+    return args, {"reverse": reverse}
+
+
+register_selftest(
+    "gru_layer", gru_layer, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16),
+    cases=[dict(bias=True, reverse=False), dict(bias=True, reverse=True), dict(bias=False, reverse=False),
+           dict(bias=False, reverse=True)],
+    # the case matching a routed call (x_proj, h0, w_hh, b_hh, reverse)
+    features=lambda x, h, w, b, reverse: dict(bias=b is not None, reverse=bool(reverse)))
