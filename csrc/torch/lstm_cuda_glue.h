@@ -36,12 +36,13 @@ struct Binding {
   std::function<void(void*)> bind;   // stores the pointer the kernel uses
 };
 
-// BIGKERNELS_LSTM_PATH=persistent | per_step forces a path (tests, benchmarks);
+// BIGKERNELS_LSTM_PATH=persistent | persistent_fma | per_step forces a path (tests, benchmarks);
 // unset or anything else: the plan's rule.
 inline bk::cuda::LstmPath lstm_forced_path() {
   const char* v = std::getenv("BIGKERNELS_LSTM_PATH");
   if (v && !std::strcmp(v, "persistent")) return bk::cuda::LstmPath::Persistent;
   if (v && !std::strcmp(v, "per_step")) return bk::cuda::LstmPath::PerStep;
+  if (v && !std::strcmp(v, "persistent_fma")) return bk::cuda::LstmPath::PersistentFma;
   return bk::cuda::LstmPath::Auto;
 }
 

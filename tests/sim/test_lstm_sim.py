@@ -17,11 +17,18 @@ from tests.test_lstm_layer import _check, _inputs
 
 pytestmark = pytest.mark.sim
 
+# persistent_fma: the persistent path without tensor cores (fp16/bf16 take mma.sync otherwise).
 # H=13: one unit per block; 37: the 32-lane k loop wraps; 150 > 132 SMs: two
 # units per block on the persistent path (and a ragged last block).
 FACTORS = dict(dtype=[torch.float32, torch.float16, torch.bfloat16], H=[13, 37, 150], B=[1, 3, 5],
-               proj=[False, True], reverse=[False, True], path=["persistent", "per_step"])
-KERNELS = {"persistent": "lstm_fwd_persistent", "per_step": "lstm_fwd_gates_step"}
+               proj=[False, True], reverse=[False, True], path=["persistent", "persistent_fma", "per_step"])
+
+
+def _forward_kernel(path, dtype):
+    """persistent: tensor cores (mma.sync) for fp16/bf16, FMA for fp32; persistent_fma forces FMA."""
+    if path == "per_step":
+        return "lstm_fwd_gates_step<"
+    return "lstm_fwd_persistent_mma<" if path == "persistent" and dtype != torch.float32 else "lstm_fwd_persistent<"
 
 
 def _case_id(c):
@@ -36,8 +43,8 @@ def _run_case(c, monkeypatch):
     sim_loader.launched_kernels()
     _check("cuda_sim", c["dtype"], (4, c["B"], c["H"], P, c["reverse"]))
     launched = " ".join(sim_loader.launched_kernels())
-    assert KERNELS[c["path"]] in launched, launched
-    assert ("lstm_bwd_persistent" in launched) == (c["path"] == "persistent"), launched
+    assert _forward_kernel(c["path"], c["dtype"]) in launched, launched
+    assert ("lstm_bwd_persistent" in launched) == (c["path"] != "per_step"), launched
 
 
 @pytest.mark.parametrize("case", pairwise(FACTORS), ids=_case_id)
@@ -52,13 +59,16 @@ def test_matrix_exhaustive(case, monkeypatch):
 
 
 @pytest.mark.parametrize("path,dtype,proj,reverse", [("persistent", torch.bfloat16, 5, True),
+                                                     ("persistent", torch.float16, 0, False),
                                                      ("persistent", torch.float32, 0, False),
+                                                     ("persistent_fma", torch.bfloat16, 0, True),
                                                      ("per_step", torch.float16, 5, False)])
 def test_schedules_agree_bit_for_bit(path, dtype, proj, reverse, monkeypatch):
-    """Forward and backward through time (grid syncs between steps) under every schedule."""
+    """Forward and backward through time (grid syncs between steps) under every schedule; B = 9 spans two
+    n-tiles of the tensor-core kernel."""
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
-    _, a, _ = _inputs(3, 3, 21, proj, dtype, seed=4)
+    _, a, _ = _inputs(3, 9, 21, proj, dtype, seed=4)
     live = [t for t in a if t is not None]
 
     def run():

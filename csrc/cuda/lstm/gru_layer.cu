@@ -125,7 +125,9 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_step(GruArgs a, int64_t s) {
 template <typename T, bool kBackward>
 cudaError_t run_typed(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
   const LstmPlan plan = gru_plan(p, w.storage, force);
-  if (force == LstmPath::Persistent && !plan.persistent) return cudaErrorCooperativeLaunchTooLarge;
+  if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
+    return cudaErrorCooperativeLaunchTooLarge;
+  }
   const GruArgs a{p, w, plan.units};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
   if (plan.persistent) {

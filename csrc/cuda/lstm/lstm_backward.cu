@@ -128,7 +128,9 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_gates_step(Args a, int64
 template <typename T, bool kProj>
 cudaError_t backward_typed(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
   const LstmPlan plan = lstm_plan(p, w.storage, true, force);
-  if (force == LstmPath::Persistent && !plan.persistent) return cudaErrorCooperativeLaunchTooLarge;
+  if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
+    return cudaErrorCooperativeLaunchTooLarge;
+  }
   const Args a{p, w, plan.units, plan.proj_rows};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
   if (plan.persistent) {

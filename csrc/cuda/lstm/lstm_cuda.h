@@ -40,10 +40,12 @@ struct LstmCudaWork {
   float* dh_all = nullptr;         // [T, B, P] dL/dh_t (proj only: dW_hr = dh^T m)
 };
 
-enum class LstmPath { Auto = -1, PerStep = 0, Persistent = 1 };
+// PersistentFma: the persistent path without tensor cores (tests; fp32 never uses them).
+enum class LstmPath { Auto = -1, PerStep = 0, Persistent = 1, PersistentFma = 2 };
 
 struct LstmPlan {
   bool persistent = false;
+  bool mma = false;      // persistent forward with mma.sync m16n8k16 (fp16/bf16 storage)
   int blocks = 0;        // grid size
   int units = 0;         // hidden units per block (all four gates of each)
   int proj_rows = 0;     // projection rows per block (0 without projection)

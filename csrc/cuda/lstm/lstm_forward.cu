@@ -5,66 +5,13 @@
 //   gates: z = x_proj[t] + W_hh h_{t-1} for the block's units, gates, c, m
 //   proj:  h_t = W_hr m_t for the block's projection rows (proj_size > 0 only)
 // fp32 accumulation and fp32 h/c between steps for every storage type.
-#include "cuda/lstm/lstm_step.cuh"
+#include "cuda/lstm/lstm_forward.cuh"
+#include "cuda/lstm/lstm_forward_mma.h"
 
 namespace bk {
 namespace cuda {
 namespace lstm {
 namespace {
-
-template <typename T, bool kProj>
-BK_DEVICE void gates_phase(const Args& a, int64_t s, const WView<T>& w, int64_t u0, int nU) {
-  const LstmParams& p = a.p;
-  const int64_t B = p.B, H = p.H, P = p.P, G = 4 * H, t = fwd_t(p, s);
-  const float* hprev = s == 0 ? a.w.h0 : a.w.hbuf + ((s - 1) & 1) * B * P;
-  const float* cprev = s == 0 ? a.w.c0 : a.w.cstate;
-  const T* xp = static_cast<const T*>(p.x_proj) + t * B * G;
-  const int lane = lane_id();
-  for (int64_t it = warp_id(); it < int64_t(nU) * B; it += num_warps()) {
-    const int j = int(it % nU);
-    const int64_t b = it / nU, u = u0 + j;
-    float acc[4];
-    dotq<4>(w, j, hprev + b * P, P, lane, acc);
-    if (lane != 0) continue;
-    const T* x = xp + b * G + u;
-    const float i = sigmoid(acc[0] + dev::to_float(x[0]));
-    const float f = sigmoid(acc[1] + dev::to_float(x[H]));
-    const float g = tanhf(acc[2] + dev::to_float(x[2 * H]));
-    const float o = sigmoid(acc[3] + dev::to_float(x[3 * H]));
-    const float c = f * cprev[b * H + u] + i * g;
-    const float m = o * tanhf(c);
-    a.w.cstate[b * H + u] = c;
-    if (p.gates) {
-      float* gt = static_cast<float*>(p.gates) + (t * B + b) * G + u;
-      gt[0] = i;
-      gt[H] = f;
-      gt[2 * H] = g;
-      gt[3 * H] = o;
-      static_cast<float*>(p.cs)[(t * B + b) * H + u] = c;
-    }
-    if constexpr (kProj) {
-      a.w.mbuf[b * H + u] = m;
-    } else {
-      a.w.hbuf[(s & 1) * B * P + b * P + u] = m;
-      static_cast<T*>(p.y)[(t * B + b) * P + u] = dev::from_float<T>(m);
-    }
-  }
-}
-
-template <typename T>
-BK_DEVICE void proj_phase(const Args& a, int64_t s, const WView<T>& wr, int64_t p0, int nPr) {
-  const LstmParams& p = a.p;
-  const int64_t B = p.B, H = p.H, P = p.P, t = fwd_t(p, s);
-  const int lane = lane_id();
-  for (int64_t it = warp_id(); it < int64_t(nPr) * B; it += num_warps()) {
-    const int j = int(it % nPr);
-    const int64_t b = it / nPr, row = p0 + j;
-    const float h = dot1(wr, j, a.w.mbuf + b * H, H, lane);
-    if (lane != 0) continue;
-    a.w.hbuf[(s & 1) * B * P + b * P + row] = h;
-    static_cast<T*>(p.y)[(t * B + b) * P + row] = dev::from_float<T>(h);
-  }
-}
 
 // Shared memory: W_hh rows of the block's units, gate-major [4][units][P],
 // then W_hr rows of its projection slice [proj_rows][H].
@@ -116,9 +63,14 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_fwd_proj_step(Args a, int64_
 template <typename T, bool kProj>
 cudaError_t forward_typed(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
   const LstmPlan plan = lstm_plan(p, w.storage, false, force);
-  if (force == LstmPath::Persistent && !plan.persistent) return cudaErrorCooperativeLaunchTooLarge;
+  if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
+    return cudaErrorCooperativeLaunchTooLarge;
+  }
   const Args a{p, w, plan.units, plan.proj_rows};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
+  if constexpr (sizeof(T) == 2) {
+    if (plan.mma) return launch_fwd_mma<T, kProj>(a, plan, stream);
+  }
   if (plan.persistent) {
 #if defined(__CUDACC__)
     cudaError_t err = cudaFuncSetAttribute(lstm_fwd_persistent<T, kProj>,

@@ -5,10 +5,13 @@
 //            backward: (4H units + 4H proj_rows + P units) x sizeof(storage) with a projection,
 //                      4H units x sizeof(storage) without
 //   GRU: 3 units H x sizeof(storage), forward and backward
+//   fp16/bf16 forward on tensor cores when
+//            (16 ceil(units / 4) + round_up(B, 8)) (round_up(P, 16) + 8) + proj_rows H  halves fit
 //   persistent  iff  smem <= the per-block opt-in limit (227 KiB on H100) and the
 //                    device can hold `blocks` such blocks at once (cooperative launch).
 // Per-step uses 4 units per block (H/4 blocks: enough blocks to fill the GPU at any H).
 #include "cuda/lstm/lstm_cuda.h"
+#include "cuda/lstm/lstm_forward_mma.h"
 #include "device/launch.cuh"
 
 namespace bk {
@@ -61,6 +64,15 @@ LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath f
   const int64_t pr = proj ? ceil_div(P, blocks) : 0;
   const int64_t elems = backward ? (proj ? G * pr + P * units : G * units) : 4 * units * P + pr * H;
   plan.smem = size_t(elems * es);
+  // fp16/bf16 forward: tensor cores when their padded tiles (and h staged in
+  // shared memory) fit too; else the FMA kernel.
+  if (!backward && es == 2 && force != LstmPath::PerStep && force != LstmPath::PersistentFma) {
+    const size_t mma_smem = size_t(lstm::MmaLayout::make(units, P, p.B).total(pr, H) * es);
+    if (mma_smem <= plan.max_smem) {
+      plan.smem = mma_smem;
+      plan.mma = true;
+    }
+  }
   return choose(plan, H, units, blocks, proj ? P : 0, force);
 }
 
