@@ -121,8 +121,6 @@ def _cell_as_layer(x, h, w_ih, w_hh, b_ih, b_hh):
 
 register("gru_cell", "cpu")(_cell_as_layer)
 register("gru_cell", "reference")(_cell_as_layer)
-for _backend in ("cuda", "cuda_sim"):  # no fused cell kernel yet: a one-step gru_layer
-    register("gru_cell", _backend, supports=_cuda_supports)(_cell_as_layer)
 register("gru_cell", "torch")(lambda x, h, w_ih, w_hh, b_ih, b_hh: torch._VF.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh))
 # One step: torch's cell measured 1.3-1.7x faster than a one-step layer call (docs/lstm.md).
 set_auto_order("gru_cell", "cpu", ("torch", "cpu"))

@@ -171,8 +171,6 @@ def _cell_torch(x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 for _backend in ("cpu", "triton", "reference"):
     register("lstm_cell", _backend)(_cell_as_layer)
-for _backend in ("cuda", "cuda_sim"):  # no fused cell kernel yet: a one-step lstm_layer
-    register("lstm_cell", _backend, supports=_cuda_supports)(_cell_as_layer)
 register("lstm_cell", "torch")(_cell_torch)
 # One step at B = 1..64, H = 256..512 (1 thread, CPU time; docs/lstm.md):
 # torch's cell 1.1-2x faster than a one-step layer call, whose fixed cost

@@ -7,7 +7,7 @@ import torch
 
 import bigkernels
 from bigkernels.backends import sim_loader
-from bigkernels.ops import gru_cell, gru_layer
+from bigkernels.ops import gru_layer
 from bigkernels.ops._library import op
 from bigkernels.testing.tolerance import assert_close
 from tests.backends import ensure_backend
@@ -105,15 +105,3 @@ def test_opcheck(bias):
     torch.library.opcheck(op("gru_layer_backward_sim"), (torch.randn_like(y), torch.randn_like(hT), d[1], d[2], d[3],
                                                          y, ws, False))
 
-
-def test_cell_runs_as_one_step_layer():
-    ensure_backend("cuda_sim")
-    gen = torch.Generator().manual_seed(2)
-    x, h = torch.randn(3, 5, generator=gen), torch.randn(3, 7, generator=gen)
-    w_ih, w_hh = torch.randn(21, 5, generator=gen), torch.randn(21, 7, generator=gen)
-    b_ih, b_hh = torch.randn(21, generator=gen), torch.randn(21, generator=gen)
-    sim_loader.launched_kernels()
-    with bigkernels.use_backend("cuda_sim"):
-        h1 = gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)
-    assert "gru_" in " ".join(sim_loader.launched_kernels())
-    torch.testing.assert_close(h1, torch._VF.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh), rtol=1e-5, atol=1e-5)

@@ -8,7 +8,7 @@ import torch
 
 import bigkernels
 from bigkernels.backends import sim_loader
-from bigkernels.ops import lstm_cell, lstm_layer
+from bigkernels.ops import lstm_layer
 from bigkernels.ops._library import op
 from tests.backends import ensure_backend
 from tests.sim.pairwise import exhaustive, pairwise
@@ -135,16 +135,3 @@ def test_opcheck(proj):
     dt = [t.detach() if t is not None else None for t in (h, c, w, wr)]
     torch.library.opcheck(op("lstm_layer_backward_sim"), (gy, gh, gc, *dt, y, gates, cs, False))
 
-
-def test_cell_runs_as_one_step_layer():
-    ensure_backend("cuda_sim")
-    gen = torch.Generator().manual_seed(2)
-    x, h, c = torch.randn(3, 5, generator=gen), torch.randn(3, 7, generator=gen), torch.randn(3, 7, generator=gen)
-    w_ih, w_hh = torch.randn(28, 5, generator=gen), torch.randn(28, 7, generator=gen)
-    b_ih, b_hh = torch.randn(28, generator=gen), torch.randn(28, generator=gen)
-    sim_loader.launched_kernels()
-    with bigkernels.use_backend("cuda_sim"):
-        h1, c1 = lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh)
-    assert "lstm_fwd" in " ".join(sim_loader.launched_kernels())
-    rh, rc = torch._VF.lstm_cell(x, (h, c), w_ih, w_hh, b_ih, b_hh)
-    torch.testing.assert_close((h1, c1), (rh, rc), rtol=1e-5, atol=1e-5)

@@ -44,13 +44,13 @@ BK_DEVICE float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
 // sum_k W[q, j, k] * v[k] for the NQ gates q (4 LSTM, 3 GRU), on the calling
 // warp; every lane gets the sums.
-template <int NQ, typename T>
-BK_DEVICE void dotq(const WView<T>& w, int j, const float* v, int64_t K, int lane, float acc[NQ]) {
+template <int NQ, typename T, typename V>
+BK_DEVICE void dotq(const WView<T>& w, int j, const V* v, int64_t K, int lane, float acc[NQ]) {
   float a[NQ];
 #pragma unroll
   for (int q = 0; q < NQ; ++q) a[q] = 0.f;
   for (int64_t k = lane; k < K; k += 32) {
-    const float x = v[k];
+    const float x = dev::to_float(v[k]);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) a[q] = fmaf(w.at(q, j, k), x, a[q]);
   }
