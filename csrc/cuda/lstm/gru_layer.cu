@@ -124,20 +124,18 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_step(GruArgs a, int64_t s) {
 
 template <typename T, bool kBackward>
 cudaError_t run_typed(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
-  const LstmPlan plan = gru_plan(p, w.storage, force);
+  LstmPlan plan = gru_plan(p, w.storage, force);
   if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
     return cudaErrorCooperativeLaunchTooLarge;
   }
+  if (plan.persistent) {
+    const cudaError_t err =
+        launch_persistent<gru_persistent<T, kBackward>>(plan.blocks, plan.smem, stream, GruArgs{p, w, plan.units});
+    if (!fall_back_to_per_step(err, force)) return err;
+    plan = gru_plan(p, w.storage, LstmPath::PerStep);
+  }
   const GruArgs a{p, w, plan.units};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
-  if (plan.persistent) {
-#if defined(__CUDACC__)
-    cudaError_t err = cudaFuncSetAttribute(gru_persistent<T, kBackward>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem));
-    if (err != cudaSuccess) return err;
-#endif
-    return BK_LAUNCH_COOPERATIVE((gru_persistent<T, kBackward>), grid, block, plan.smem, stream, a);
-  }
   for (int64_t s = 0; s < p.T; ++s) {
     const cudaError_t err = BK_LAUNCH((gru_step<T, kBackward>), grid, block, 0, stream, a, s);
     if (err != cudaSuccess) return err;

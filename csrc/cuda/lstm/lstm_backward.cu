@@ -127,20 +127,18 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_gates_step(Args a, int64
 
 template <typename T, bool kProj>
 cudaError_t backward_typed(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
-  const LstmPlan plan = lstm_plan(p, w.storage, true, force);
+  LstmPlan plan = lstm_plan(p, w.storage, true, force);
   if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
     return cudaErrorCooperativeLaunchTooLarge;
   }
+  if (plan.persistent) {
+    const Args a{p, w, plan.units, plan.proj_rows};
+    const cudaError_t err = launch_persistent<lstm_bwd_persistent<T, kProj>>(plan.blocks, plan.smem, stream, a);
+    if (!fall_back_to_per_step(err, force)) return err;
+    plan = lstm_plan(p, w.storage, true, LstmPath::PerStep);
+  }
   const Args a{p, w, plan.units, plan.proj_rows};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
-  if (plan.persistent) {
-#if defined(__CUDACC__)
-    cudaError_t err = cudaFuncSetAttribute(lstm_bwd_persistent<T, kProj>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem));
-    if (err != cudaSuccess) return err;
-#endif
-    return BK_LAUNCH_COOPERATIVE((lstm_bwd_persistent<T, kProj>), grid, block, plan.smem, stream, a);
-  }
   for (int64_t s = 0; s < p.T; ++s) {
     cudaError_t err = cudaSuccess;
     if (kProj) err = BK_LAUNCH((lstm_bwd_dh_step<T>), grid, block, 0, stream, a, s);

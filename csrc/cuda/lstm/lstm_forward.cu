@@ -62,23 +62,24 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_fwd_proj_step(Args a, int64_
 
 template <typename T, bool kProj>
 cudaError_t forward_typed(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
-  const LstmPlan plan = lstm_plan(p, w.storage, false, force);
+  LstmPlan plan = lstm_plan(p, w.storage, false, force);
   if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
     return cudaErrorCooperativeLaunchTooLarge;
   }
+  if (plan.persistent) {
+    const Args a{p, w, plan.units, plan.proj_rows};
+    cudaError_t err;
+    if constexpr (sizeof(T) == 2) {
+      err = plan.mma ? launch_fwd_mma<T, kProj>(a, plan, stream)
+                     : launch_persistent<lstm_fwd_persistent<T, kProj>>(plan.blocks, plan.smem, stream, a);
+    } else {
+      err = launch_persistent<lstm_fwd_persistent<T, kProj>>(plan.blocks, plan.smem, stream, a);
+    }
+    if (!fall_back_to_per_step(err, force)) return err;
+    plan = lstm_plan(p, w.storage, false, LstmPath::PerStep);
+  }
   const Args a{p, w, plan.units, plan.proj_rows};
   const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
-  if constexpr (sizeof(T) == 2) {
-    if (plan.mma) return launch_fwd_mma<T, kProj>(a, plan, stream);
-  }
-  if (plan.persistent) {
-#if defined(__CUDACC__)
-    cudaError_t err = cudaFuncSetAttribute(lstm_fwd_persistent<T, kProj>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem));
-    if (err != cudaSuccess) return err;
-#endif
-    return BK_LAUNCH_COOPERATIVE((lstm_fwd_persistent<T, kProj>), grid, block, plan.smem, stream, a);
-  }
   for (int64_t s = 0; s < p.T; ++s) {
     cudaError_t err = BK_LAUNCH((lstm_fwd_gates_step<T, kProj>), grid, block, 0, stream, a, s);
     if (err == cudaSuccess && kProj) err = BK_LAUNCH((lstm_fwd_proj_step<T>), grid, block, 0, stream, a, s);

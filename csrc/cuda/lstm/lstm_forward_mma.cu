@@ -92,13 +92,7 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Args a
 
 template <typename T, bool kProj>
 cudaError_t launch_fwd_mma(const Args& a, const LstmPlan& plan, cudaStream_t stream) {
-#if defined(__CUDACC__)
-  cudaError_t err = cudaFuncSetAttribute(lstm_fwd_persistent_mma<T, kProj>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem));
-  if (err != cudaSuccess) return err;
-#endif
-  return BK_LAUNCH_COOPERATIVE((lstm_fwd_persistent_mma<T, kProj>), dim3(unsigned(plan.blocks)), dim3(kLstmThreads),
-                               plan.smem, stream, a);
+  return launch_persistent<lstm_fwd_persistent_mma<T, kProj>>(plan.blocks, plan.smem, stream, a);
 }
 
 template cudaError_t launch_fwd_mma<__half, false>(const Args&, const LstmPlan&, cudaStream_t);

@@ -75,6 +75,35 @@ BK_DEVICE int clamp_count(int64_t total, int64_t start, int per_block) {
   return n <= 0 ? 0 : (n < per_block ? int(n) : per_block);
 }
 
+// Launches a persistent kernel with BK_LAUNCH_COOPERATIVE. On the GPU it first
+// opts in to `smem` bytes of dynamic shared memory and checks that `blocks`
+// blocks are co-resident (registers included, which the plan cannot know);
+// when they are not it launches nothing and returns
+// cudaErrorCooperativeLaunchTooLarge, and an `Auto` caller runs the per-step
+// path instead (fall_back_to_per_step). The emulator checks residency itself.
+template <auto Kernel, typename... Args_>
+inline cudaError_t launch_persistent(int blocks, size_t smem, cudaStream_t stream, Args_... args) {
+#if defined(__CUDACC__)
+  cudaError_t err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  int per_sm = 0, dev = 0, sms = 0;
+  if (err == cudaSuccess) err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kLstmThreads, smem);
+  if (err == cudaSuccess) err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  if (err != cudaSuccess) return err;
+  if (int64_t(per_sm) * sms < blocks) return cudaErrorCooperativeLaunchTooLarge;
+#endif
+  return BK_LAUNCH_COOPERATIVE(Kernel, dim3(unsigned(blocks)), dim3(kLstmThreads), smem, stream, args...);
+}
+
+// After a persistent launch returned `err`: true when the per-step path should run instead.
+inline bool fall_back_to_per_step(cudaError_t err, LstmPath force) {
+  if (err != cudaErrorCooperativeLaunchTooLarge || force != LstmPath::Auto) return false;
+#if defined(__CUDACC__)
+  (void)cudaGetLastError();  // a refused launch is not sticky, but leaves the last error set
+#endif
+  return true;
+}
+
 // Timestep processed at position s of the forward loop.
 BK_DEVICE int64_t fwd_t(const LstmParams& p, int64_t s) { return p.reverse ? p.T - 1 - s : s; }
 
