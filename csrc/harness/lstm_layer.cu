@@ -1,6 +1,9 @@
-// Harness: lstm_layer forward (fp32), persistent and per-step paths, against a
-// host loop of the same recurrence (double); prints the max error and the
-// time per sequence. Usage: harness_lstm_layer [T B H]   (default 100 16 512)
+// Harness: lstm_layer forward, fp32 (persistent FMA and per-step) and bf16
+// (persistent on tensor cores, persistent FMA, per-step), against a host loop
+// of the same recurrence (double); prints the max error and the time per
+// sequence. Usage: harness_lstm_layer [T B H]   (default 100 16 512)
+#include <cuda_bf16.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -63,25 +66,53 @@ int main(int argc, char** argv) {
   work.cstate = cstate;
 
   const std::vector<double> want = host_lstm(xp, w, T, B, H);
-  std::vector<float> got(T * B * H);
   int failures = 0;
-  for (auto path : {bk::cuda::LstmPath::Persistent, bk::cuda::LstmPath::PerStep}) {
-    const bk::cuda::LstmPlan plan = bk::cuda::lstm_plan(p, work.storage, false, path);
-    const bool persistent = path == bk::cuda::LstmPath::Persistent;
-    if (persistent && !plan.persistent) {
-      std::printf("persistent: does not fit (%zu B of shared memory > %zu)\n", plan.smem, plan.max_smem);
-      continue;
+  // Runs every path on the current p/work; read_y() returns y as fp32.
+  auto run_paths = [&](const char* dtype, double tol, auto read_y) {
+    for (auto path :
+         {bk::cuda::LstmPath::Persistent, bk::cuda::LstmPath::PersistentFma, bk::cuda::LstmPath::PerStep}) {
+      const bk::cuda::LstmPlan plan = bk::cuda::lstm_plan(p, work.storage, false, path);
+      const char* name = path == bk::cuda::LstmPath::PerStep ? "per-step"
+                         : path == bk::cuda::LstmPath::PersistentFma ? "persistent-fma"
+                         : plan.mma ? "persistent-mma" : "persistent";
+      if (path != bk::cuda::LstmPath::PerStep && !plan.persistent) {
+        std::printf("%s %s: does not fit (%zu B of shared memory > %zu)\n", dtype, name, plan.smem, plan.max_smem);
+        continue;
+      }
+      BK_CHECK_CUDA(bk::cuda::lstm_forward(p, work, path, nullptr));
+      BK_CHECK_CUDA(cudaDeviceSynchronize());
+      const std::vector<float> got = read_y();
+      double max_err = 0;
+      for (size_t k = 0; k < got.size(); ++k) max_err = std::max(max_err, std::fabs(got[k] - want[k]));
+      const float ms = median_ms([&] { BK_CHECK_CUDA(bk::cuda::lstm_forward(p, work, path, nullptr)); });
+      std::printf("lstm_layer %s %s T=%lld B=%lld H=%lld blocks=%d units=%d smem=%zu max_err=%.3g time=%.3f ms\n",
+                  dtype, name, (long long)T, (long long)B, (long long)H, plan.blocks, plan.units, plan.smem, max_err,
+                  ms);
+      failures += max_err < tol ? 0 : 1;
     }
-    BK_CHECK_CUDA(bk::cuda::lstm_forward(p, work, path, nullptr));
-    BK_CHECK_CUDA(cudaDeviceSynchronize());
+  };
+  run_paths("fp32", 1e-4, [&] {
+    std::vector<float> got(T * B * H);
     BK_CHECK_CUDA(cudaMemcpy(got.data(), y, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
-    double max_err = 0;
-    for (size_t k = 0; k < got.size(); ++k) max_err = std::max(max_err, std::fabs(got[k] - want[k]));
-    const float ms = median_ms([&] { BK_CHECK_CUDA(bk::cuda::lstm_forward(p, work, path, nullptr)); });
-    std::printf("lstm_layer fp32 %s T=%lld B=%lld H=%lld blocks=%d units=%d smem=%zu max_err=%.3g time=%.3f ms\n",
-                persistent ? "persistent" : "per-step", (long long)T, (long long)B, (long long)H, plan.blocks,
-                plan.units, plan.smem, max_err, ms);
-    failures += max_err < 1e-4 ? 0 : 1;
-  }
+    return got;
+  });
+
+  // bf16 storage: the same data rounded; the recurrence stays fp32 (tolerance: bf16's 8 bits over T steps).
+  std::vector<__nv_bfloat16> xp16(xp.size()), w16(w.size());
+  for (size_t k = 0; k < xp.size(); ++k) xp16[k] = __float2bfloat16(xp[k]);
+  for (size_t k = 0; k < w.size(); ++k) w16[k] = __float2bfloat16(w[k]);
+  __nv_bfloat16* y16 = nullptr;
+  BK_CHECK_CUDA(cudaMalloc(&y16, T * B * H * sizeof(__nv_bfloat16)));
+  p.x_proj = to_device(xp16);
+  p.w_hh = to_device(w16);
+  p.y = y16;
+  work.storage = bk::DType::BF16;
+  run_paths("bf16", 5e-2, [&] {
+    std::vector<__nv_bfloat16> raw(T * B * H);
+    BK_CHECK_CUDA(cudaMemcpy(raw.data(), y16, raw.size() * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost));
+    std::vector<float> got(raw.size());
+    for (size_t k = 0; k < raw.size(); ++k) got[k] = __bfloat162float(raw[k]);
+    return got;
+  });
   return failures;
 }
