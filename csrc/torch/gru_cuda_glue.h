@@ -41,15 +41,15 @@ struct GruForwardCall {
     y = at::empty({p.T, p.B, p.H}, x_proj.options());
     ws = at::empty({train ? p.T : 0, p.B, 4 * p.H}, o32);
     hbuf = at::empty({2, p.B, p.H}, o32);
-    bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)}, {w_hh.to(out_type).contiguous(), false, slot(&p.w_hh)},
-                {h0f, false, slot(&w.h0)}, {y, true, slot(&p.y)}, {hbuf, true, slot(&w.hbuf)}};
+    bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)},
+                {w_hh.to(out_type).contiguous(), false, slot(&p.w_hh)}, {h0f, false, slot(&w.h0)}, {y, true, slot(&p.y)}, {hbuf, true, slot(&w.hbuf)}};
     if (b_hh.has_value()) bindings.push_back({f32(*b_hh), false, slot(&w.b_hh)});
     if (train) bindings.push_back({ws, true, slot(&p.ws)});
   }
 
   std::tuple<at::Tensor, at::Tensor, at::Tensor> outputs() const {
     at::Tensor hT = p.T > 0 ? hbuf[(p.T - 1) % 2] : h0f;
-    return {y, hT.to(out_type), ws};
+    return {y, hT.to(out_type, false, true), ws};  // a copy: with T = 0 it would alias h0
   }
 };
 
@@ -89,7 +89,10 @@ struct GruBackwardCall {
     const int64_t T = p.T, B = p.B, H = p.H, G = 3 * H;
     const auto opts = ghT.options().dtype(out_type);
     at::Tensor db = bias ? at::sum(da, {0, 1}).to(out_type) : at::empty({0}, opts);
-    if (T == 0) return {dx.to(out_type), ghT.to(out_type), at::zeros({G, H}, opts), bias ? at::zeros({G}, opts) : db};
+    if (T == 0) {
+      return {dx.to(out_type), ghT.to(out_type, false, true), at::zeros({G, H}, opts),
+              bias ? at::zeros({G}, opts) : db};
+    }
     const at::Tensor dh0 = dd.add(at::mm(da[p.reverse ? T - 1 : 0], w_hh_s.to(at::kFloat)));
     const at::Tensor dw = at::mm(da.reshape({T * B, G}).t(), h_prev.reshape({T * B, H}));
     return {dx.to(out_type), dh0.to(out_type), dw.to(out_type), db};

@@ -84,7 +84,8 @@ struct LstmForwardCall {
     cs = at::empty({train ? p.T : 0, p.B, p.H}, o32);
     hbuf = at::empty({2, p.B, p.P}, o32);
     cstate = at::empty({p.B, p.H}, o32);
-    bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)}, {w_hh.contiguous(), false, slot(&p.w_hh)},
+    bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)},
+                {w_hh.to(out_type).contiguous(), false, slot(&p.w_hh)},
                 {h0f, false, slot(&w.h0)}, {c0f, false, slot(&w.c0)}, {y, true, slot(&p.y)},
                 {hbuf, true, slot(&w.hbuf)}, {cstate, true, slot(&w.cstate)}};
     if (w_hr.has_value()) {
@@ -100,7 +101,8 @@ struct LstmForwardCall {
   LstmTensors5 outputs() const {
     at::Tensor hT = p.T > 0 ? hbuf[(p.T - 1) % 2] : h0f;
     at::Tensor cT = p.T > 0 ? cstate : c0f;
-    return {y, hT.to(out_type), cT.to(out_type), gates, cs};
+    // copies: with T = 0 these would otherwise alias the inputs h0/c0
+    return {y, hT.to(out_type, false, true), cT.to(out_type, false, true), gates, cs};
   }
 };
 
@@ -150,7 +152,8 @@ struct LstmBackwardCall {
     const bool proj = w_hr_s.defined();
     if (T == 0) {
       at::Tensor dwr = at::zeros({proj ? P : 0, proj ? H : 0}, ghT.options().dtype(out_type));
-      return {dz.to(out_type), ghT.to(out_type), gcT.to(out_type), at::zeros({G, P}, dwr.options()), dwr};
+      return {dz.to(out_type), ghT.to(out_type, false, true), gcT.to(out_type, false, true),
+              at::zeros({G, P}, dwr.options()), dwr};
     }
     const at::Tensor wf = w_hh_s.to(at::kFloat);
     const at::Tensor dh0 = at::mm(dz[p.reverse ? T - 1 : 0], wf);

@@ -79,6 +79,26 @@ def test_schedules_agree_bit_for_bit(path, dtype, monkeypatch):
     assert_schedule_invariant(run)
 
 
+def test_auto_rule_falls_back_to_per_step(monkeypatch):
+    """fp32, H = 1800: 14 units per block need 3*14*1800*4 B = 295 KiB > 227 KiB of shared memory."""
+    ensure_backend("cuda_sim")
+    monkeypatch.delenv("BIGKERNELS_LSTM_PATH", raising=False)
+    gen = torch.Generator().manual_seed(0)
+    H = 1800
+    x, h = torch.randn(1, 1, 3 * H, generator=gen), torch.randn(1, H, generator=gen)
+    w = torch.randn(3 * H, H, generator=gen) / H ** 0.5
+    sim_loader.launched_kernels()
+    with torch.no_grad(), bigkernels.use_backend("cuda_sim"):
+        y, hT = gru_layer(x, h, w)
+    assert "gru_step<" in " ".join(sim_loader.launched_kernels())
+    with bigkernels.use_backend("reference"):
+        ry, rh = gru_layer(x.double(), h.double(), w.double())
+    torch.testing.assert_close((y.double(), hT.double()), (ry, rh), rtol=1e-4, atol=1e-5)
+    monkeypatch.setenv("BIGKERNELS_LSTM_PATH", "persistent")
+    with pytest.raises(RuntimeError, match="gru_layer"), torch.no_grad(), bigkernels.use_backend("cuda_sim"):
+        gru_layer(x, h, w)
+
+
 def test_empty_sequence_and_batch():
     ensure_backend("cuda_sim")
     for T, B in ((0, 2), (3, 0)):
@@ -92,6 +112,8 @@ def test_empty_sequence_and_batch():
             torch.testing.assert_close(hT, h)
             torch.testing.assert_close(h.grad, torch.ones_like(h))
             assert not w.grad.any() and not b.grad.any()
+            # the outputs are fresh tensors, never aliases of h0 (opcheck's schema test)
+            torch.library.opcheck(op("gru_layer_sim"), (x, h, w, b, False, True))
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -114,6 +114,8 @@ def test_empty_sequence_and_batch():
             torch.testing.assert_close((hT, cT), (h, c))
             torch.testing.assert_close((h.grad, c.grad), (torch.ones_like(h), torch.ones_like(c)))
             assert not w.grad.any()
+            # the outputs are fresh tensors, never aliases of h0/c0 (opcheck's schema test)
+            torch.library.opcheck(op("lstm_layer_sim"), (x, h, c, w, None, False, True))
 
 
 def test_float64_is_refused_clearly():

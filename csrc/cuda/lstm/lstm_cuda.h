@@ -6,7 +6,8 @@
 //  - persistent: one cooperative launch for all T steps; each block owns a
 //    slice of hidden units (all four gates), keeps its W_hh (and W_hr) slice in
 //    shared memory for the whole sequence; h_t is exchanged through global
-//    memory (double-buffered) after bk::dev::grid_sync();
+//    memory (double-buffered) after bk::dev::grid_sync(); the fp16/bf16
+//    forward runs its step GEMM on tensor cores (lstm_forward_mma.cu);
 //  - per-step: the same step code, weights read from global memory, one launch
 //    per step (two with a projection): no host sync or allocation between
 //    launches, so a CUDA graph can capture the loop.
@@ -59,6 +60,7 @@ constexpr int kLstmThreads = 128;  // 4 warps: one (unit, batch) dot product per
 // The rule: the persistent kernel is used when ceil(H / units) blocks of
 // kLstmThreads threads fit co-resident (one per SM: units = ceil(H / SMs)) and
 // their weight slices fit the per-block shared-memory limit; otherwise per-step.
+// fp16/bf16 forward: tensor cores when their padded tiles fit as well (plan.mma).
 LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force);
 
 // The GRU's rule, same form: 3 gates per unit, smem = 3 units H x sizeof(storage).
