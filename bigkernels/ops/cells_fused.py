@@ -112,37 +112,3 @@ for _suffix, _backend in (("", "cuda"), ("_sim", "cuda_sim")):
     register("gru_cell", _backend, kernel="bigkernels::gru_cell_fused" + _suffix,
              supports=_supports)(_gru("gru_cell_fused" + _suffix))
 
-
-def _selftest_inputs(kind):
-    G = 4 if kind == "lstm" else 3
-
-    def inputs(seed, bias):
-        # B=3, I=11, H=19: no warp multiple, a ragged last block of 4 units
-        gen = torch.Generator().manual_seed(seed)
-        B, I, H = 3, 11, 19
-
-        def r(*shape, s=1.0):
-            return torch.randn(*shape, generator=gen, dtype=torch.float64) * s
-
-        state = (r(B, H, s=0.5), r(B, H, s=0.5)) if kind == "lstm" else (r(B, H, s=0.5),)
-        weights = (r(G * H, I, s=I ** -0.5), r(G * H, H, s=H ** -0.5))
-        biases = (r(G * H), r(G * H)) if bias else (None, None)
-        return (r(B, I), *state, *weights, *biases), {}
-
-    return inputs
-
-
-def _register_selftests():
-    from ..testing.selftests import register_selftest
-    from .gru import gru_cell
-    from .lstm import lstm_cell
-
-    dtypes = (torch.float32, torch.float16, torch.bfloat16)
-    cases = [dict(bias=True), dict(bias=False)]
-    register_selftest("lstm_cell", lstm_cell, inputs=_selftest_inputs("lstm"), dtypes=dtypes, cases=cases,
-                      features=lambda x, h, c, w_ih, w_hh, b_ih, b_hh: dict(bias=b_ih is not None))
-    register_selftest("gru_cell", gru_cell, inputs=_selftest_inputs("gru"), dtypes=dtypes, cases=cases,
-                      features=lambda x, h, w_ih, w_hh, b_ih, b_hh: dict(bias=b_ih is not None))
-
-
-_register_selftests()

@@ -10,7 +10,6 @@ from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
-from ..testing.selftests import register_selftest
 from ._library import define_native, op, qualname
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
@@ -126,22 +125,35 @@ register("gru_cell", "torch")(lambda x, h, w_ih, w_hh, b_ih, b_hh: torch._VF.gru
 set_auto_order("gru_cell", "cpu", ("torch", "cpu"))
 
 
-def _selftest_inputs(seed, bias, reverse):
-    # T=5, B=3, H=19 (no multiple of a warp or a tile): forward and backward through time
+def _selftest_inputs(seed, reverse=False, bias=True):
+    from ..testing.selftests import randn64
+
     gen = torch.Generator().manual_seed(seed)
-    T, B, H = 5, 3, 19
-
-    def r(*shape, s=1.0):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64) * s
-
-    args = (r(T, B, 3 * H), r(B, H, s=0.5), r(3 * H, H, s=1 / H ** 0.5), r(3 * H) if bias else None)
+    T, B, H = 4, 3, 8
+    args = (randn64(gen, T, B, 3 * H), randn64(gen, B, H, scale=0.5), randn64(gen, 3 * H, H, scale=0.3),
+            randn64(gen, 3 * H, scale=0.1) if bias else None)
     return args, {"reverse": reverse}
 
 
+def _cell_selftest_inputs(seed, bias=True):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    B, I, H = 3, 6, 8
+    args = (randn64(gen, B, I), randn64(gen, B, H, scale=0.5), randn64(gen, 3 * H, I, scale=0.3),
+            randn64(gen, 3 * H, H, scale=0.3))
+    biases = (randn64(gen, 3 * H, scale=0.1), randn64(gen, 3 * H, scale=0.1)) if bias else (None, None)
+    return args + biases, {}
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 register_selftest(
-    "gru_layer", gru_layer, inputs=_selftest_inputs,
-    dtypes=(torch.float32, torch.float16, torch.bfloat16),
-    cases=[dict(bias=True, reverse=False), dict(bias=True, reverse=True), dict(bias=False, reverse=False),
-           dict(bias=False, reverse=True)],
-    # the case matching a routed call (x_proj, h0, w_hh, b_hh, reverse)
-    features=lambda x, h, w, b, reverse: dict(bias=b is not None, reverse=bool(reverse)))
+    "gru_layer", gru_layer, inputs=_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(reverse=False, bias=True), dict(reverse=True, bias=True), dict(reverse=False, bias=False)],
+    features=lambda x, h0, w_hh, b_hh, reverse, *_: dict(reverse=bool(reverse), bias=b_hh is not None))
+register_selftest(
+    "gru_cell", gru_cell, inputs=_cell_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(bias=True), dict(bias=False)],
+    features=lambda x, h, w_ih, w_hh, b_ih, b_hh, *_: dict(bias=b_ih is not None))
