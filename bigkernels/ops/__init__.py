@@ -1,6 +1,6 @@
 """The public ops. Importing this package defines every schema, then loads
 the C++ kernels (bigkernels._C) that implement them."""
-from . import batchnorm, conv, epilogue, gru, layernorm_lstm, lstm, rnn, rnn_stack
+from . import batchnorm, cells_fused, conv, epilogue, gru, layernorm_lstm, lstm, rnn, rnn_stack
 from .attention import attention  # the function shadows its module (import the module with importlib)
 from .attention_sdpa import scaled_dot_product_attention
 from .attention_varlen import attention_decode, attention_varlen

@@ -34,38 +34,52 @@ define_native("gru_layer", _FWD, _fake_forward)
 define_native("gru_layer_backward", _BWD, _fake_backward)
 
 
-def _setup_context(ctx, inputs, output):
-    x_proj, h0, w_hh, b_hh, reverse, train = inputs
-    y, _, ws = output
-    ctx.mark_non_differentiable(ws)
-    ctx.save_for_backward(h0, w_hh, b_hh, y, ws, None if train else x_proj)
-    ctx.reverse = reverse
+def _register_autograd(forward_name, backward_name):
+    def setup_context(ctx, inputs, output):
+        x_proj, h0, w_hh, b_hh, reverse, train = inputs
+        y, _, ws = output
+        ctx.mark_non_differentiable(ws)
+        ctx.save_for_backward(h0, w_hh, b_hh, y, ws, None if train else x_proj)
+        ctx.reverse = reverse
+
+    def backward(ctx, grad_y, grad_hT, _grad_ws):
+        h0, w_hh, b_hh, y, ws, x_proj = ctx.saved_tensors
+        if x_proj is not None:  # forward ran without a workspace: recompute it
+            y, _, ws = op(forward_name)(x_proj, h0, w_hh, b_hh, ctx.reverse, True)
+        dx, dh0, dw, db = op(backward_name)(grad_y.contiguous(), grad_hT.contiguous(), h0, w_hh, b_hh, y, ws,
+                                            ctx.reverse)
+        return dx, dh0, dw, (db if b_hh is not None else None), None, None
+
+    def double_backward(ctx, *grads):
+        raise RuntimeError("bigkernels.ops.gru_layer: double backward is not supported by the cpu kernel; use the "
+                           "torch backend (bigkernels.use_backend('torch')) for higher-order gradients")
+
+    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    torch.library.register_autograd(qualname(backward_name), double_backward)
 
 
-def _backward(ctx, grad_y, grad_hT, _grad_ws):
-    h0, w_hh, b_hh, y, ws, x_proj = ctx.saved_tensors
-    if x_proj is not None:  # forward ran without a workspace: recompute it
-        y, _, ws = op("gru_layer")(x_proj, h0, w_hh, b_hh, ctx.reverse, True)
-    dx, dh0, dw, db = op("gru_layer_backward")(grad_y.contiguous(), grad_hT.contiguous(), h0, w_hh, b_hh, y, ws,
-                                               ctx.reverse)
-    return dx, dh0, dw, (db if b_hh is not None else None), None, None
+_register_autograd("gru_layer", "gru_layer_backward")
+_register_autograd("gru_layer_sim", "gru_layer_backward_sim")
 
 
-def _double_backward(ctx, *grads):
-    raise RuntimeError("bigkernels.ops.gru_layer: double backward is not supported by the cpu kernel; use the torch "
-                       "backend (bigkernels.use_backend('torch')) for higher-order gradients")
+def _native(name):
+    def run(x_proj, h0, w_hh, b_hh, reverse):
+        train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_proj, h0, w_hh, b_hh))
+        return op(name)(x_proj, h0, w_hh, b_hh, reverse, train)[:2]
+
+    return run
 
 
-torch.library.register_autograd(qualname("gru_layer"), _backward, setup_context=_setup_context)
-torch.library.register_autograd(qualname("gru_layer_backward"), _double_backward)
+def _cuda_supports(x_proj, *args):
+    if x_proj.dtype == torch.float64:
+        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
+    return None
 
 
-def _cpu(x_proj, h0, w_hh, b_hh, reverse):
-    train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_proj, h0, w_hh, b_hh))
-    return op("gru_layer")(x_proj, h0, w_hh, b_hh, reverse, train)[:2]
-
-
-register("gru_layer", "cpu", kernel="bigkernels::gru_layer")(_cpu)
+register("gru_layer", "cpu", kernel="bigkernels::gru_layer")(_native("gru_layer"))
+# csrc/cuda/lstm/gru_layer.cu: persistent or per-step, like the LSTM's (docs/lstm.md)
+register("gru_layer", "cuda", kernel="bigkernels::gru_layer", supports=_cuda_supports)(_native("gru_layer"))
+register("gru_layer", "cuda_sim", kernel="bigkernels::gru_layer_sim", supports=_cuda_supports)(_native("gru_layer_sim"))
 register("gru_layer", "torch")(composite.gru_layer)
 register("gru_layer", "reference")(reference.gru_layer)
 set_auto_order("gru_layer", "cpu", ("cpu", "torch"))

@@ -71,6 +71,7 @@ def _register_autograd(forward_name, backward_name):
 
 
 _register_autograd("lstm_layer", "lstm_layer_backward")
+_register_autograd("lstm_layer_sim", "lstm_layer_backward_sim")
 
 if availability.triton_usable():
     from ..triton import lstm as _triton_lstm  # noqa: F401  (defines the _triton ops)
@@ -93,7 +94,17 @@ def _native(name):
     return run
 
 
+def _cuda_supports(x_proj, *args):
+    if x_proj.dtype == torch.float64:
+        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
+    return None
+
+
 register("lstm_layer", "cpu", kernel="bigkernels::lstm_layer")(_native("lstm_layer"))
+# csrc/cuda/lstm: persistent (weights resident, grid sync per step) or per-step kernels (docs/lstm.md)
+register("lstm_layer", "cuda", kernel="bigkernels::lstm_layer", supports=_cuda_supports)(_native("lstm_layer"))
+register("lstm_layer", "cuda_sim", kernel="bigkernels::lstm_layer_sim",
+         supports=_cuda_supports)(_native("lstm_layer_sim"))
 register("lstm_layer", "triton", supports=_triton_supports)(_native("lstm_layer_triton"))
 register("lstm_layer", "torch")(composite.lstm_layer)
 register("lstm_layer", "reference")(reference.lstm_layer)

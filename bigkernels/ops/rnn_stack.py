@@ -75,9 +75,20 @@ def torch_fused(mode, x, states, weights, has_biases, num_layers, dropout, train
     return out[0], tuple(out[1:])
 
 
-# cuda/triton are not registered until their layer kernels exist: torch's
-# cuDNN path serves CUDA tensors meanwhile.
+def _cuda_supports(mode, x, *args):
+    """The CUDA layer kernels (csrc/cuda/lstm) serve LSTM and GRU in fp32/fp16/bf16."""
+    if mode not in ("LSTM", "GRU"):
+        return f"no CUDA kernel for {mode} layers yet"
+    if x.dtype == torch.float64:
+        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
+    return None
+
+
+# triton is not registered until its GRU/RNN layer kernels exist. On a GPU the
+# router measures cuda against torch's cuDNN path (measure.py) per shape.
 register("rnn_stack", "cpu")(layered)
+register("rnn_stack", "cuda", supports=_cuda_supports)(layered)
+register("rnn_stack", "cuda_sim", supports=_cuda_supports)(layered)
 register("rnn_stack", "reference")(layered)
 register("rnn_stack", "torch")(torch_fused)
 

@@ -1,0 +1,90 @@
+// Persistent vs per-step: the one rule (docs/lstm.md, "CUDA kernels").
+//   units  = ceil(H / SMs)            one block per SM, each owning `units` hidden units
+//   blocks = ceil(H / units)          <= SMs by construction
+//   smem   = forward:  (4 units P + proj_rows H) x sizeof(storage)
+//            backward: (4H units + 4H proj_rows + P units) x sizeof(storage) with a projection,
+//                      4H units x sizeof(storage) without
+//   GRU: 3 units H x sizeof(storage), forward and backward
+//   fp16/bf16 forward on tensor cores when
+//            (16 ceil(units / 4) + round_up(B, 8)) (round_up(P, 16) + 8) + proj_rows H  halves fit
+//   persistent  iff  smem <= the per-block opt-in limit (227 KiB on H100) and the
+//                    device can hold `blocks` such blocks at once (cooperative launch).
+// Per-step uses 4 units per block (H/4 blocks: enough blocks to fill the GPU at any H).
+#include "cuda/lstm/lstm_cuda.h"
+#include "cuda/lstm/lstm_forward_mma.h"
+#include "device/launch.cuh"
+
+namespace bk {
+namespace cuda {
+namespace {
+
+constexpr int kSimSMs = 132;                  // the emulator models an H100
+constexpr size_t kSimMaxSmem = 227 * 1024;    // H100 per-block opt-in limit
+constexpr int kPerStepUnits = 4;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void device_limits(int* sms, size_t* max_smem) {
+  *sms = kSimSMs;
+  *max_smem = kSimMaxSmem;
+#if defined(__CUDACC__)
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess) *sms = v;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess) *max_smem = size_t(v);
+  }
+#endif
+}
+
+// proj_size: 0 without projection; its rows are split evenly over the grid.
+LstmPlan choose(LstmPlan plan, int64_t H, int64_t units, int64_t blocks, int64_t proj_size, LstmPath force) {
+  plan.persistent = force == LstmPath::PerStep ? false : plan.smem <= plan.max_smem;
+  if (plan.persistent) {
+    plan.units = int(units);
+    plan.blocks = int(blocks);
+    plan.proj_rows = int(ceil_div(proj_size, blocks));
+  } else {
+    plan.units = kPerStepUnits;
+    plan.blocks = int(ceil_div(H, kPerStepUnits));
+    plan.proj_rows = int(ceil_div(proj_size, plan.blocks));
+    plan.smem = 0;
+  }
+  return plan;
+}
+
+}  // namespace
+
+LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force) {
+  LstmPlan plan;
+  const int64_t es = storage == DType::F32 ? 4 : 2, H = p.H, P = p.P, G = 4 * H;
+  const bool proj = p.w_hr != nullptr;
+  device_limits(&plan.max_blocks, &plan.max_smem);
+  const int64_t units = ceil_div(H, plan.max_blocks);
+  const int64_t blocks = ceil_div(H, units);
+  const int64_t pr = proj ? ceil_div(P, blocks) : 0;
+  const int64_t elems = backward ? (proj ? G * pr + P * units : G * units) : 4 * units * P + pr * H;
+  plan.smem = size_t(elems * es);
+  // fp16/bf16 forward: tensor cores when their padded tiles (and h staged in
+  // shared memory) fit too; else the FMA kernel.
+  if (!backward && es == 2 && force != LstmPath::PerStep && force != LstmPath::PersistentFma) {
+    const size_t mma_smem = size_t(lstm::MmaLayout::make(units, P, p.B).total(pr, H) * es);
+    if (mma_smem <= plan.max_smem) {
+      plan.smem = mma_smem;
+      plan.mma = true;
+    }
+  }
+  return choose(plan, H, units, blocks, proj ? P : 0, force);
+}
+
+// GRU: W_hh rows (forward) or columns (backward) of 3 gates per unit.
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force) {
+  LstmPlan plan;
+  const int64_t es = storage == DType::F32 ? 4 : 2, H = p.H;
+  device_limits(&plan.max_blocks, &plan.max_smem);
+  const int64_t units = ceil_div(H, plan.max_blocks);
+  plan.smem = size_t(3 * units * H * es);
+  return choose(plan, H, units, ceil_div(H, units), 0, force);
+}
+
+}  // namespace cuda
+}  // namespace bk

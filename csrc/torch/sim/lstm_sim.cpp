@@ -1,0 +1,37 @@
+// cuda_sim implementations of the LSTM ops: the CUDA kernels of
+// csrc/cuda/lstm under the emulator, on CPU tensors, every buffer in a
+// guard-page copy (tensor side shared with the CUDA glue: torch/lstm_cuda_glue.h).
+#include <torch/library.h>
+
+#include "torch/lstm_cuda_glue.h"
+#include "torch/sim/guarded_call.h"
+
+namespace {
+
+using bk::glue::LstmTensors5;
+using bk::simglue::run_guarded;
+
+LstmTensors5 lstm_layer_sim(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0,
+                            const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, bool reverse, bool train) {
+  bk::glue::LstmForwardCall call(x_proj, h0, c0, w_hh, w_hr, reverse, train);
+  const auto path = bk::glue::lstm_forced_path();
+  run_guarded(call, [&] { return bk::cuda::lstm_forward(call.p, call.w, path, nullptr); }, "lstm_layer");
+  return call.outputs();
+}
+
+LstmTensors5 lstm_layer_backward_sim(const at::Tensor& grad_y, const at::Tensor& grad_hT, const at::Tensor& grad_cT,
+                                     const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                                     const std::optional<at::Tensor>& w_hr, const at::Tensor& y,
+                                     const at::Tensor& gates, const at::Tensor& cs, bool reverse) {
+  bk::glue::LstmBackwardCall call(grad_y, grad_hT, grad_cT, h0, c0, w_hh, w_hr, y, gates, cs, reverse);
+  const auto path = bk::glue::lstm_forced_path();
+  run_guarded(call, [&] { return bk::cuda::lstm_backward(call.p, call.w, path, nullptr); }, "lstm_layer_backward");
+  return call.outputs();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(bigkernels, CPU, m) {
+  m.impl("lstm_layer_sim", &lstm_layer_sim);
+  m.impl("lstm_layer_backward_sim", &lstm_layer_backward_sim);
+}
