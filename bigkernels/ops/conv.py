@@ -115,7 +115,21 @@ def _triton_supports(x, *args):
     return None
 
 
+def _cuda_supports(x, weight, bias, residual, stride, padding, dilation, groups, *args):
+    """What the CUDA kernels serve (csrc/cuda/conv/): the implicit-GEMM forward
+    needs fp16/bf16 tensor cores and 16-byte channel rows per group."""
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        return "the CUDA implicit-GEMM conv serves fp16/bf16 only"
+    cg, kg = x.shape[1] // groups, weight.shape[0] // groups
+    if cg % 8 or (groups > 1 and kg % 8):
+        return "the CUDA implicit-GEMM conv needs C/groups (and K/groups when grouped) to be multiples of 8"
+    return None
+
+
 register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
+_register_autograd("conv2d_sim", "conv2d_backward_sim")
+register("conv2d", "cuda", kernel="bigkernels::conv2d", supports=_cuda_supports)(_call("conv2d"))
+register("conv2d", "cuda_sim", kernel="bigkernels::conv2d_sim", supports=_cuda_supports)(_call("conv2d_sim"))
 register("conv2d", "torch")(composite.conv2d)
 if availability.triton_installed():
     from ..triton import conv as _triton_conv  # noqa: F401  (defines the _triton ops)

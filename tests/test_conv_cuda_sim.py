@@ -1,0 +1,112 @@
+"""conv2d's CUDA kernels under the emulator (the `cuda_sim` backend): part 1's
+check (float64 reference, tolerance rule, forward and every gradient) over a
+covering array of activation x geometry x dtype x layout x bias x residual;
+the full product under -m slow. Geometries are the implicit-GEMM kernel's
+domain (C/groups a multiple of 8) with K, H, W that are not tile multiples."""
+import itertools
+
+import pytest
+import torch
+
+import bigkernels
+from bigkernels.backends import BackendError
+from bigkernels.ops import conv2d
+from bigkernels.ops.activation import ACTIVATIONS
+from tests.backends import ensure_backend
+from tests.sim.schedules import assert_schedule_invariant
+from tests.test_conv import check, make_inputs, run
+
+pytestmark = pytest.mark.sim
+
+CL, NCHW = torch.channels_last, torch.contiguous_format
+# (x shape, weight shape, stride, padding, dilation, groups): the 64x64 tile
+# and BK=32 are never multiples here (K 10/72/7/9, C 40 = 32 + 8, M = 510).
+GEOMETRIES = {
+    "3x3": ((2, 16, 9, 7), (10, 16, 3, 3), 1, 1, 1, 1),
+    "s2-asym-pad-K72": ((2, 24, 11, 10), (72, 24, 3, 3), 2, (1, 0), 1, 1),
+    "dil2-C40": ((1, 40, 13, 9), (12, 40, 3, 3), 1, 2, 2, 1),
+    "grouped": ((2, 32, 7, 9), (16, 16, 3, 3), (2, 1), 1, (1, 2), 2),
+    "1x1-s2": ((3, 8, 7, 7), (7, 8, 1, 1), 2, 0, 1, 1),
+    "even-same-dil": ((1, 16, 10, 9), (9, 16, 2, 4), 1, "same", (2, 1), 1),
+    "510-pixels": ((2, 8, 15, 17), (8, 8, 3, 3), 1, 1, 1, 1),
+}
+FACTORS = [list(ACTIVATIONS), list(GEOMETRIES), [torch.float16, torch.bfloat16], [NCHW, CL], [True, False],
+           [True, False]]
+
+
+def covering_rows(factors):
+    """Greedy pairwise covering array: every pair of values of any two factors
+    appears in some row (deterministic; ~the largest pair product in rows)."""
+    uncovered = {(i, a, j, b) for i, j in itertools.combinations(range(len(factors)), 2)
+                 for a in range(len(factors[i])) for b in range(len(factors[j]))}
+    rows = []
+    candidates = list(itertools.product(*[range(len(f)) for f in factors]))
+    while uncovered:
+        best = max(candidates, key=lambda row: sum((i, row[i], j, row[j]) in uncovered
+                                                   for i, j in itertools.combinations(range(len(row)), 2)))
+        uncovered -= {(i, best[i], j, best[j]) for i, j in itertools.combinations(range(len(best)), 2)}
+        rows.append(tuple(f[k] for f, k in zip(factors, best)))
+    return rows
+
+
+def _id(row):
+    act, geo, dtype, fmt, bias, res = row
+    return f"{act}-{geo}-{str(dtype)[6:]}-{'cl' if fmt is CL else 'nchw'}-b{int(bias)}-r{int(res)}"
+
+
+def _check(act, geo, dtype, fmt, bias, residual):
+    check("cuda_sim", act, dtype, GEOMETRIES[geo] + (fmt,), bias=bias, residual=residual)
+
+
+PAIRWISE = covering_rows(FACTORS)
+
+
+@pytest.mark.parametrize("row", PAIRWISE, ids=_id)
+def test_pairwise(row):
+    _check(*row)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", list(itertools.product(*FACTORS)), ids=_id)
+def test_exhaustive(row):
+    _check(*row)
+
+
+@pytest.mark.parametrize("geo,dtype", [("grouped", torch.float16), ("s2-asym-pad-K72", torch.bfloat16),
+                                       ("510-pixels", torch.float16)])
+def test_schedules_agree_bit_for_bit(geo, dtype):
+    """No float atomics: every emulated schedule gives the same bits (y, the
+    saved pre-activation through silu's backward, and the gradients)."""
+    ensure_backend("cuda_sim")
+    _, args, conv_args = make_inputs(GEOMETRIES[geo] + (CL,), dtype)
+
+    def fn():
+        y = run("cuda_sim", *args, conv_args, "silu")
+        outs = (y,) + torch.autograd.grad(y.sum(), [args[0], args[1]])
+        return [t.contiguous() for t in outs]  # the helper compares bytes of dense tensors
+
+    assert_schedule_invariant(fn)
+
+
+def test_kernel_is_the_one_launched():
+    ensure_backend("cuda_sim")
+    from bigkernels.backends import sim_loader
+
+    _, args, conv_args = make_inputs(GEOMETRIES["3x3"] + (CL,), torch.float16)
+    sim_loader.launched_kernels()
+    run("cuda_sim", *args, conv_args, "relu")
+    assert any("conv_fprop_kernel" in k for k in sim_loader.launched_kernels())
+
+
+@pytest.mark.parametrize("dtype,shape,groups,why", [
+    (torch.float32, (8, 16, 3, 3), 1, "fp16/bf16"),
+    (torch.float16, (6, 12, 3, 3), 1, "multiples of 8"),
+    (torch.float16, (12, 8, 3, 3), 2, "multiples of 8"),
+])
+def test_not_served_says_why(dtype, shape, groups, why):
+    """Outside the kernel's domain the forced backend refuses with the reason
+    (and `auto` goes on to the next backend: no stub is registered)."""
+    ensure_backend("cuda_sim")
+    x = torch.randn(1, shape[1] * groups, 6, 6, dtype=dtype)
+    with pytest.raises(BackendError, match=why), bigkernels.use_backend("cuda_sim"):
+        conv2d(x, torch.randn(shape, dtype=dtype), groups=groups)
