@@ -30,8 +30,21 @@ GEOMETRIES = {
     "even-same-dil": ((1, 16, 10, 9), (9, 16, 2, 4), 1, "same", (2, 1), 1),
     "510-pixels": ((2, 8, 15, 17), (8, 8, 3, 3), 1, 1, 1, 1),
 }
-FACTORS = [list(ACTIVATIONS), list(GEOMETRIES), [torch.float16, torch.bfloat16], [NCHW, CL], [True, False],
-           [True, False]]
+# Depthwise (groups == C): kernel sizes 3..31, channel multiplier 2, odd and
+# asymmetric geometry; fp32 too.
+DEPTHWISE = {
+    "dw3": ((2, 6, 9, 7), (6, 1, 3, 3), 1, 1, 1, 6),
+    "dw5-s2": ((2, 5, 11, 10), (5, 1, 5, 5), 2, 2, 1, 5),
+    "dw7-mult2-dil": ((1, 3, 13, 12), (6, 1, 7, 7), 1, 3, (2, 1), 3),
+    "dw13-same": ((1, 4, 15, 14), (4, 1, 13, 13), 1, "same", 1, 4),
+    "dw31": ((1, 2, 17, 16), (2, 1, 31, 31), 1, 15, 1, 2),
+    "dw3x5-s12": ((2, 8, 10, 9), (8, 1, 3, 5), (1, 2), (0, 2), 1, 8),
+}
+GEOMETRIES.update(DEPTHWISE)
+FACTORS = [list(ACTIVATIONS), [g for g in GEOMETRIES if g not in DEPTHWISE], [torch.float16, torch.bfloat16],
+           [NCHW, CL], [True, False], [True, False]]
+DW_FACTORS = [list(ACTIVATIONS), list(DEPTHWISE), [torch.float32, torch.float16, torch.bfloat16], [NCHW, CL],
+              [True, False], [True, False]]
 
 
 def covering_rows(factors):
@@ -58,7 +71,7 @@ def _check(act, geo, dtype, fmt, bias, residual):
     check("cuda_sim", act, dtype, GEOMETRIES[geo] + (fmt,), bias=bias, residual=residual)
 
 
-PAIRWISE = covering_rows(FACTORS)
+PAIRWISE = covering_rows(FACTORS) + covering_rows(DW_FACTORS)
 
 
 @pytest.mark.parametrize("row", PAIRWISE, ids=_id)
@@ -67,16 +80,18 @@ def test_pairwise(row):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", list(itertools.product(*FACTORS)), ids=_id)
+@pytest.mark.parametrize("row", list(itertools.product(*FACTORS)) + list(itertools.product(*DW_FACTORS)), ids=_id)
 def test_exhaustive(row):
     _check(*row)
 
 
 @pytest.mark.parametrize("geo,dtype", [("grouped", torch.float16), ("s2-asym-pad-K72", torch.bfloat16),
-                                       ("510-pixels", torch.float16)])
+                                       ("510-pixels", torch.float16), ("dw7-mult2-dil", torch.float32),
+                                       ("dw3x5-s12", torch.bfloat16)])
 def test_schedules_agree_bit_for_bit(geo, dtype):
     """No float atomics: every emulated schedule gives the same bits (y, the
-    saved pre-activation through silu's backward, and the gradients)."""
+    saved pre-activation through silu's backward, and the gradients; the
+    depthwise weight gradient's shared-memory reduction included)."""
     ensure_backend("cuda_sim")
     _, args, conv_args = make_inputs(GEOMETRIES[geo] + (CL,), dtype)
 
@@ -96,10 +111,17 @@ def test_kernel_is_the_one_launched():
     sim_loader.launched_kernels()
     run("cuda_sim", *args, conv_args, "relu")
     assert any("conv_fprop_kernel" in k for k in sim_loader.launched_kernels())
+    _, args, conv_args = make_inputs(GEOMETRIES["dw3"] + (NCHW,), torch.float32)
+    y = run("cuda_sim", *args, conv_args, "relu")
+    torch.autograd.grad(y.sum(), args[:2])
+    launched = " ".join(sim_loader.launched_kernels())
+    for name in ("depthwise_fwd_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel"):
+        assert name in launched
 
 
 @pytest.mark.parametrize("dtype,shape,groups,why", [
     (torch.float32, (8, 16, 3, 3), 1, "fp16/bf16"),
+    (torch.float64, (4, 1, 3, 3), 4, "fp32/fp16/bf16"),
     (torch.float16, (6, 12, 3, 3), 1, "multiples of 8"),
     (torch.float16, (12, 8, 3, 3), 2, "multiples of 8"),
 ])

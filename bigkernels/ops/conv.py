@@ -116,8 +116,11 @@ def _triton_supports(x, *args):
 
 
 def _cuda_supports(x, weight, bias, residual, stride, padding, dilation, groups, *args):
-    """What the CUDA kernels serve (csrc/cuda/conv/): the implicit-GEMM forward
-    needs fp16/bf16 tensor cores and 16-byte channel rows per group."""
+    """What the CUDA kernels serve (csrc/cuda/conv/): depthwise (groups == C, one
+    input channel per group) in fp32/fp16/bf16; otherwise the implicit-GEMM
+    forward, fp16/bf16 tensor cores with 16-byte channel rows per group."""
+    if groups == x.shape[1] and weight.shape[1] == 1:
+        return None if x.dtype != torch.float64 else "the CUDA depthwise conv serves fp32/fp16/bf16"
     if x.dtype not in (torch.float16, torch.bfloat16):
         return "the CUDA implicit-GEMM conv serves fp16/bf16 only"
     cg, kg = x.shape[1] // groups, weight.shape[0] // groups

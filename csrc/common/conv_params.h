@@ -18,6 +18,11 @@ struct ConvParams {
   const void* residual = nullptr;  // y's shape and layout, or null
   void* y = nullptr;
   void* z = nullptr;  // pre-activation (y's layout), or null when not saved
+  // Backward (depthwise): grad_z = dL/d(pre-activation) in y's layout in,
+  // grad_x (x's layout) and grad_w ([K, R, S]) out.
+  const void* grad_z = nullptr;
+  void* grad_x = nullptr;
+  void* grad_w = nullptr;
   int n = 0, c = 0, h = 0, w_in = 0;   // input
   int k = 0, r = 0, s = 0;             // filter
   int p = 0, q = 0;                    // output height, width

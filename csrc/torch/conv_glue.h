@@ -11,6 +11,7 @@
 #include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/sum.h>
 #include <c10/util/Exception.h>
 
 #include <optional>
@@ -22,8 +23,10 @@
 namespace bk {
 namespace glue {
 
+// groups == C with one input channel per group (any channel multiplier K / C),
+// in a dtype the depthwise kernels serve.
 inline bool is_depthwise(const at::Tensor& x, const at::Tensor& w, int64_t groups) {
-  return groups == x.size(1) && w.size(1) == 1 && w.size(0) == groups;
+  return groups == x.size(1) && w.size(1) == 1 && x.scalar_type() != at::kDouble;
 }
 
 // Tensors in the layout the chosen kernel reads, and outputs allocated for it.
@@ -90,24 +93,36 @@ inline std::tuple<at::Tensor, at::Tensor> finish_conv(const ConvCall& call) {
   return {y, z};
 }
 
-// conv2d_backward: dL/dz = grad_y * act'(saved) through `act_backward`
-// (our bias_act backward kernel, on saved's layout), then torch's
-// convolution_backward for the data, weight and bias gradients (cuDNN on a
-// GPU; implicit-GEMM dgrad/wgrad kernels are not written yet).
-template <typename ActBackward>
+// conv2d_backward: dL/dz = grad_y * act'(saved) through `k.act_backward`
+// (our bias_act backward kernel, on saved's layout); then, for depthwise
+// convs, our depthwise data/weight-gradient kernels (`k.depthwise`), else
+// torch's convolution_backward (cuDNN on a GPU: implicit-GEMM dgrad/wgrad
+// kernels are not written yet). The bias gradient is a torch reduction of dL/dz.
+template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& saved,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t activation,
-    double alpha, std::array<bool, 4> mask, ActBackward act_backward) {
+    double alpha, std::array<bool, 4> mask, Kernels& k) {
   at::Tensor gz = grad_y;
   if (activation != 0) {
     at::Tensor gy = grad_y.strides() == saved.strides() ? grad_y : at::empty_like(saved).copy_(grad_y);
-    gz = act_backward(gy, saved);
+    gz = k.act_backward(gy, saved);
   }
-  auto [gx, gw, gb] = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,
-                                               padding, dilation, false, {0, 0}, groups, {mask[0], mask[1], mask[2]});
-  at::Tensor none = at::empty({0}, x.options());
-  return {mask[0] ? gx.contiguous(format_of(x)) : none,
+  at::Tensor gx, gw, gb;
+  if (is_depthwise(x, weight, groups) && (mask[0] || mask[1])) {
+    ConvCall call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0,
+                                 false);
+    at::Tensor gz_k = gz.contiguous(call.out_format);
+    if (mask[0]) gx = at::empty_like(call.x);
+    if (mask[1]) gw = at::empty_like(call.w);
+    k.depthwise(call, gz_k, gx, gw);
+    if (mask[2]) gb = gz.sum({0, 2, 3});
+  } else {
+    std::tie(gx, gw, gb) = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,
+                                                    padding, dilation, false, {0, 0}, groups,
+                                                    {mask[0], mask[1], mask[2]});
+  }
+  return {mask[0] ? gx.contiguous(format_of(x)) : at::empty({0}, x.options()),
           mask[1] ? gw.contiguous(format_of(weight)) : at::empty({0}, x.options()),
           mask[2] ? gb : at::empty({0}, x.options()),
           (mask[3] && activation != 0) ? gz : at::empty({0}, x.options())};

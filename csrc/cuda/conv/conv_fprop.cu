@@ -11,6 +11,7 @@
 // activation (a runtime switch: it runs once per output element against
 // R*S*Cg MACs, and one instantiation per dtype keeps builds small).
 #include "cuda/conv/conv_fprop.h"
+#include "cuda/conv/act_switch.cuh"
 #include "device/launch.cuh"
 
 #include <type_traits>
@@ -20,17 +21,6 @@ namespace cuda {
 namespace {
 
 constexpr int kBM = 64, kBN = 64, kBK = 32, kPad = 40, kThreads = 128, kStages = 3;
-
-BK_DEVICE float apply_act(Act a, float z, float alpha) {
-  switch (a) {
-#define BK_CASE(A) \
-  case Act::A: return act_forward<Act::A, float>(z, alpha);
-    BK_CASE(None) BK_CASE(Relu) BK_CASE(Relu6) BK_CASE(LeakyRelu) BK_CASE(Silu)
-    BK_CASE(Gelu) BK_CASE(GeluTanh) BK_CASE(Hardswish) BK_CASE(Sigmoid) BK_CASE(Tanh)
-#undef BK_CASE
-  }
-  return z;
-}
 
 template <typename T>
 BK_GLOBAL void __launch_bounds__(kThreads) conv_fprop_kernel(ConvParams p) {
