@@ -77,6 +77,10 @@ def _triton_supports(z, *args):
 
 
 register("bn_act", "cpu", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
+# CUDA kernels (csrc/cuda/conv/bn_*.cu): every dtype and both layouts.
+_register_autograd("bn_act_sim", "bn_act_backward_sim")
+register("bn_act", "cuda", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
+register("bn_act", "cuda_sim", kernel="bigkernels::bn_act_sim")(lambda *a: op("bn_act_sim")(*a))
 register("bn_act", "torch")(composite.bn_act)
 if availability.triton_installed():
     from ..triton import conv_bn as _triton_bn  # noqa: F401  (defines the _triton ops)
