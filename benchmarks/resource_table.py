@@ -28,7 +28,8 @@ ARCHS = ("sm_80", "sm_90a")
 # Threads per block of each kernel (the cubin does not record it): used for occupancy.
 BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128, "conv_fprop_kernel": 128,
                  "depthwise_fwd_kernel": 256, "depthwise_dgrad_kernel": 256, "depthwise_wgrad_kernel": 256,
-                 "bn_partial_kernel": 256, "bn_finish_kernel": 256, "bn_apply_kernel": 256}
+                 "bn_partial_kernel": 256, "bn_finish_kernel": 256, "bn_apply_kernel": 256,
+                 "conv_dgrad_kernel": 128, "conv_wgrad_kernel": 128, "conv_wgrad_sum_kernel": 256}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
 
 

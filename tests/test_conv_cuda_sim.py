@@ -21,10 +21,14 @@ pytestmark = pytest.mark.sim
 CL, NCHW = torch.channels_last, torch.contiguous_format
 # (x shape, weight shape, stride, padding, dilation, groups): the 64x64 tile
 # and BK=32 are never multiples here (K 10/72/7/9, C 40 = 32 + 8, M = 510).
+# K/groups % 8 == 0 takes the implicit-GEMM backward (K72, C40, s2-dil2-K40,
+# grouped, 510-pixels: 2 weight-gradient splits); the others (K 10/7/9) show
+# the fallback to torch's convolution_backward.
 GEOMETRIES = {
     "3x3": ((2, 16, 9, 7), (10, 16, 3, 3), 1, 1, 1, 1),
     "s2-asym-pad-K72": ((2, 24, 11, 10), (72, 24, 3, 3), 2, (1, 0), 1, 1),
-    "dil2-C40": ((1, 40, 13, 9), (12, 40, 3, 3), 1, 2, 2, 1),
+    "dil2-C40": ((1, 40, 13, 9), (24, 40, 3, 3), 1, 2, 2, 1),
+    "s2-dil2-K40": ((2, 16, 13, 11), (40, 16, 3, 3), 2, 1, 2, 1),
     "grouped": ((2, 32, 7, 9), (16, 16, 3, 3), (2, 1), 1, (1, 2), 2),
     "1x1-s2": ((3, 8, 7, 7), (7, 8, 1, 1), 2, 0, 1, 1),
     "even-same-dil": ((1, 16, 10, 9), (9, 16, 2, 4), 1, "same", (2, 1), 1),
@@ -107,10 +111,13 @@ def test_kernel_is_the_one_launched():
     ensure_backend("cuda_sim")
     from bigkernels.backends import sim_loader
 
-    _, args, conv_args = make_inputs(GEOMETRIES["3x3"] + (CL,), torch.float16)
+    _, args, conv_args = make_inputs(GEOMETRIES["510-pixels"] + (NCHW,), torch.float16)
     sim_loader.launched_kernels()
-    run("cuda_sim", *args, conv_args, "relu")
-    assert any("conv_fprop_kernel" in k for k in sim_loader.launched_kernels())
+    y = run("cuda_sim", *args, conv_args, "relu")
+    torch.autograd.grad(y.sum(), args[:2])
+    launched = " ".join(sim_loader.launched_kernels())
+    for name in ("conv_fprop_kernel", "conv_dgrad_kernel", "conv_wgrad_kernel", "conv_wgrad_sum_kernel"):
+        assert name in launched
     _, args, conv_args = make_inputs(GEOMETRIES["dw3"] + (NCHW,), torch.float32)
     y = run("cuda_sim", *args, conv_args, "relu")
     torch.autograd.grad(y.sum(), args[:2])

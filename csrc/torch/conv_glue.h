@@ -29,6 +29,12 @@ inline bool is_depthwise(const at::Tensor& x, const at::Tensor& w, int64_t group
   return groups == x.size(1) && w.size(1) == 1 && x.scalar_type() != at::kDouble;
 }
 
+// The implicit-GEMM backward's domain (csrc/cuda/conv/conv_bwd.h).
+inline bool gemm_backward_ok(const at::Tensor& x, const at::Tensor& w, int64_t groups) {
+  const auto t = x.scalar_type();
+  return (t == at::kHalf || t == at::kBFloat16) && (x.size(1) / groups) % 8 == 0 && (w.size(0) / groups) % 8 == 0;
+}
+
 // Tensors in the layout the chosen kernel reads, and outputs allocated for it.
 struct ConvCall {
   at::Tensor x, w, y, z;
@@ -94,10 +100,11 @@ inline std::tuple<at::Tensor, at::Tensor> finish_conv(const ConvCall& call) {
 }
 
 // conv2d_backward: dL/dz = grad_y * act'(saved) through `k.act_backward`
-// (our bias_act backward kernel, on saved's layout); then, for depthwise
-// convs, our depthwise data/weight-gradient kernels (`k.depthwise`), else
-// torch's convolution_backward (cuDNN on a GPU: implicit-GEMM dgrad/wgrad
-// kernels are not written yet). The bias gradient is a torch reduction of dL/dz.
+// (our bias_act backward kernel, on saved's layout); then our data/weight
+// gradient kernels: depthwise (`k.depthwise`, x's layout) or implicit GEMM
+// (`k.gemm`, NHWC; fp16/bf16 with C/g and K/g multiples of 8); anything else
+// goes to torch's convolution_backward (cuDNN on a GPU). The bias gradient
+// is a torch reduction of dL/dz.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& saved,
@@ -116,6 +123,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
     if (mask[0]) gx = at::empty_like(call.x);
     if (mask[1]) gw = at::empty_like(call.w);
     k.depthwise(call, gz_k, gx, gw);
+    if (mask[2]) gb = gz.sum({0, 2, 3});
+  } else if (gemm_backward_ok(x, weight, groups) && (mask[0] || mask[1])) {
+    ConvCall call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0,
+                                 false);
+    at::Tensor gz_k = gz.contiguous(at::MemoryFormat::ChannelsLast);
+    if (mask[0]) gx = at::empty_like(call.x);
+    if (mask[1]) gw = at::empty_like(call.w);
+    k.gemm(call, gz_k, gx, gw);
     if (mask[2]) gb = gz.sum({0, 2, 3});
   } else {
     std::tie(gx, gw, gb) = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,

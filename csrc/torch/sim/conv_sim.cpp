@@ -3,6 +3,7 @@
 // a kernel touches is copied into a guard-page buffer (torch/sim/guarded.h).
 #include <torch/library.h>
 
+#include "cuda/conv/conv_bwd.h"
 #include "cuda/conv/conv_fprop.h"
 #include "cuda/conv/depthwise.h"
 #include "cuda/epilogue/bias_act.h"
@@ -66,6 +67,18 @@ struct SimKernels {
     p.grad_z = gin.get(), p.x = xin.get(), p.w = win.get(), p.grad_x = ptr(gxo), p.grad_w = ptr(gwo);
     if (gx.defined()) bk::simglue::check(bk::cuda::depthwise_backward_data(p, nullptr), "conv2d_backward (data)");
     if (gw.defined()) bk::simglue::check(bk::cuda::depthwise_backward_weight(p, nullptr), "conv2d_backward (weight)");
+  }
+
+  void gemm(const bk::glue::ConvCall& call, const at::Tensor& gz, at::Tensor& gx, at::Tensor& gw) {
+    bk::ConvParams p = call.p;
+    at::Tensor ws = at::empty({gw.defined() ? bk::cuda::conv2d_wgrad_workspace(p) : 0}, gz.options().dtype(at::kFloat));
+    Guarded gin(gz, Guarded::kIn), xin(call.x, Guarded::kIn), win(call.w, Guarded::kIn), wso(ws, Guarded::kOut);
+    auto gxo = guard_opt(gx, Guarded::kOut), gwo = guard_opt(gw, Guarded::kOut);
+    p.grad_z = gin.get(), p.x = xin.get(), p.w = win.get(), p.grad_x = ptr(gxo), p.grad_w = ptr(gwo);
+    TORCH_CHECK(bk::cuda::conv2d_bwd_supported(p), "bigkernels cuda_sim: conv2d_backward: not served");
+    if (gx.defined()) bk::simglue::check(bk::cuda::conv2d_dgrad(p, nullptr), "conv2d_backward (data)");
+    if (gw.defined())
+      bk::simglue::check(bk::cuda::conv2d_wgrad(p, static_cast<float*>(wso.get()), nullptr), "conv2d_backward (weight)");
   }
 };
 
