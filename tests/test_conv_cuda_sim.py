@@ -139,3 +139,33 @@ def test_not_served_says_why(dtype, shape, groups, why):
     x = torch.randn(1, shape[1] * groups, 6, 6, dtype=dtype)
     with pytest.raises(BackendError, match=why), bigkernels.use_backend("cuda_sim"):
         conv2d(x, torch.randn(shape, dtype=dtype), groups=groups)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "bn_act"])
+def test_trust_selftests_pass_on_the_emulated_kernels(op):
+    """The self-tests that trust-on-first-use runs before `auto` first routes
+    a call to the cuda backend on a GPU, run here on the same kernels under
+    the emulator: every case passes (or is skipped where the kernels do not
+    serve it: fp32 implicit GEMM), none fails."""
+    ensure_backend("cuda_sim")
+    from bigkernels.testing.selftests import run_check, selftests
+
+    spec = selftests()[op]
+    results = [run_check(op, "cuda_sim", "cpu", dtype, case) for dtype in spec.dtypes for case in spec.cases]
+    assert all(r.passed for r in results), [(r.dtype, r.case, r.summary()) for r in results if not r.passed]
+    served = [r for r in results if r.status == "pass"]
+    assert len(served) >= len(results) - 2, [(r.dtype, r.case, r.error) for r in results if r.status != "pass"]
+
+
+def test_selftest_case_matches_routed_calls():
+    from bigkernels.testing.selftests import case_for_call
+
+    def case(x_shape, w_shape, groups, bias=True, residual=None):
+        x, w = torch.empty(x_shape), torch.empty(w_shape)
+        return case_for_call("conv2d", (x, w, torch.empty(w_shape[0]) if bias else None, residual, [1, 1], [0, 0],
+                                        [1, 1], groups, 1, 0.01), {})
+
+    assert case((1, 64, 8, 8), (64, 64, 3, 3), 1) == dict(kind="gemm", bias=True, residual=False)
+    assert case((1, 64, 8, 8), (10, 64, 3, 3), 1, bias=False)["kind"] == "gemm_fwd"
+    assert case((1, 32, 8, 8), (32, 1, 7, 7), 32)["kind"] == "depthwise"
+    assert case((1, 6, 8, 8), (8, 3, 3, 3), 2)["kind"] == "other"

@@ -9,6 +9,7 @@ import torch
 from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
+from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
 from ._library import define_native, op, qualname
@@ -136,3 +137,36 @@ def _format(z):
     if z.dim() == 4 and not z.is_contiguous() and z.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
+
+
+# ---------------------------------------------------------------- self-test
+# Trust on first use (bigkernels/backends/trust.py): the check matching a
+# routed call's mode and optional inputs; silu (the activation is a runtime
+# switch inside the kernels, its formulas checked by bias_act's self-test).
+def _selftest_inputs(seed, training, affine, residual):
+    gen = torch.Generator().manual_seed(seed)
+    z = (torch.randn(2, 6, 5, 7, generator=gen, dtype=torch.float64) * 2 + 3).contiguous(
+        memory_format=torch.channels_last)
+    w = torch.rand(6, generator=gen, dtype=torch.float64) + 0.5 if affine else None
+    b = torch.randn(6, generator=gen, dtype=torch.float64) if affine else None
+    r = torch.randn(z.shape, generator=gen, dtype=torch.float64) if residual else None
+    return (z, w, b, training), {"activation": "silu", "residual": r}
+
+
+def _selftest_fn(z, weight, bias, training, **kwargs):
+    """Eval running statistics made here: the self-test gives every floating
+    argument a gradient, which torch's batch_norm refuses for them."""
+    c = z.shape[1]
+    stats = (None, None) if training else (torch.linspace(2.5, 3.5, c, dtype=z.dtype, device=z.device),
+                                           torch.linspace(3.0, 5.0, c, dtype=z.dtype, device=z.device))
+    return batch_norm_act(z, *stats, weight, bias, training, **kwargs)
+
+
+register_selftest(
+    "bn_act", _selftest_fn, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    cases=[dict(training=True, affine=True, residual=True), dict(training=False, affine=True, residual=False),
+           dict(training=True, affine=False, residual=False)],
+    # the case matching a routed call (z, weight, bias, residual, mean, var, eps, act, alpha)
+    features=lambda z, w, b, r, mean, *_: dict(training=mean is None, affine=w is not None,
+                                               residual=r is not None))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
+from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
 from ._library import define_native, op, qualname
@@ -237,3 +238,46 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
                  float(negative_slope))
     return y.squeeze(0) if unbatched else y
+
+
+# ---------------------------------------------------------------- self-test
+# Trust on first use (bigkernels/backends/trust.py): a cuda/triton kernel
+# serves a call only once this check passed for the call's kind. The kinds
+# are the CUDA kernels' code paths; the activation is a runtime switch inside
+# them (its formulas are bias_act's, checked there), so the check uses silu,
+# which also exercises the saved pre-activation.
+_SELFTEST_GEOMETRY = {  # x shape, weight shape, stride, padding, dilation, groups
+    "gemm": ((2, 16, 7, 6), (24, 16, 3, 3), 2, 1, 1, 1),     # implicit GEMM forward and backward
+    "gemm_fwd": ((2, 16, 7, 6), (10, 16, 3, 3), 1, 1, 1, 1),  # K % 8 != 0: GEMM forward, torch backward
+    "depthwise": ((2, 6, 9, 7), (6, 1, 5, 5), 1, 2, 1, 6),
+    "other": ((2, 6, 7, 6), (8, 3, 3, 3), 1, 1, 1, 2),
+}
+
+
+def _selftest_kind(x, weight, groups):
+    cg, kg = x.shape[1] // groups, weight.shape[0] // groups
+    if groups == x.shape[1] and weight.shape[1] == 1:
+        return "depthwise"
+    if cg % 8 == 0:
+        return "gemm" if kg % 8 == 0 else "gemm_fwd"
+    return "other"
+
+
+def _selftest_inputs(seed, kind, bias, residual):
+    xs, ws, stride, padding, dilation, groups = _SELFTEST_GEOMETRY[kind]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(xs, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ws, generator=gen, dtype=torch.float64) / (ws[1] * ws[2] * ws[3]) ** 0.5
+    b = torch.randn(ws[0], generator=gen, dtype=torch.float64) if bias else None
+    shape = [xs[0], ws[0]] + [out_size(xs[2 + i], ws[2 + i], stride, padding, dilation) for i in range(2)]
+    r = torch.randn(shape, generator=gen, dtype=torch.float64) if residual else None
+    return (x, w, b, stride, padding, dilation, groups), {"activation": "silu", "residual": r}
+
+
+register_selftest(
+    "conv2d", conv2d, inputs=_selftest_inputs, dtypes=(torch.float32, torch.float16, torch.bfloat16),
+    cases=[dict(kind="gemm", bias=True, residual=True), dict(kind="depthwise", bias=True, residual=False),
+           dict(kind="gemm_fwd", bias=False, residual=False)],
+    # the case matching a routed call (x, weight, bias, residual, stride, padding, dilation, groups, act, alpha)
+    features=lambda x, w, b, r, stride, padding, dilation, groups, *_: dict(
+        kind=_selftest_kind(x, w, groups), bias=b is not None, residual=r is not None))
