@@ -169,3 +169,25 @@ def test_selftest_case_matches_routed_calls():
     assert case((1, 64, 8, 8), (10, 64, 3, 3), 1, bias=False)["kind"] == "gemm_fwd"
     assert case((1, 32, 8, 8), (32, 1, 7, 7), 32)["kind"] == "depthwise"
     assert case((1, 6, 8, 8), (8, 3, 3, 3), 2)["kind"] == "other"
+
+
+@pytest.mark.parametrize("kind,fmt", [("gemm", CL), ("depthwise", NCHW)], ids=["gemm-cl", "depthwise-nchw"])
+def test_opcheck(kind, fmt):
+    """conv2d_sim / conv2d_backward_sim as custom ops: schema, fake kernels
+    (output memory format included), autograd registration, AOT dispatch."""
+    from bigkernels.ops._library import op
+
+    ensure_backend("cuda_sim")
+    gen = torch.Generator().manual_seed(0)
+    dtype, (cin, k, cg, groups) = ((torch.float16, (16, 16, 8, 2)) if kind == "gemm"
+                                   else (torch.float32, (6, 12, 1, 6)))
+    x = torch.randn(2, cin, 7, 6, generator=gen).to(dtype).contiguous(memory_format=fmt).requires_grad_()
+    w = (torch.randn(k, cg, 3, 3, generator=gen) / 3).to(dtype).requires_grad_()
+    b = torch.randn(k, generator=gen).to(dtype).requires_grad_()
+    conv = ([2, 1], [1, 1], [1, 2], groups)
+    y, z = op("conv2d_sim")(x.detach(), w.detach(), b, None, *conv, 4, 0.01, True)
+    r = torch.randn(y.shape, generator=gen).to(dtype).contiguous(memory_format=fmt).requires_grad_()
+    torch.library.opcheck(op("conv2d_sim"), (x, w, b, r, *conv, 4, 0.01, True))
+    for mask in ([True, True, True, True], [False, True, True, False]):
+        torch.library.opcheck(op("conv2d_backward_sim"), (torch.randn_like(y), x.detach(), w.detach(), z.detach(), *conv, 4,
+                                                          0.01, mask))
