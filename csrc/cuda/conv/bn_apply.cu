@@ -26,8 +26,13 @@ BK_GLOBAL void __launch_bounds__(kThreads) bn_apply_kernel(BnActParams p) {
   const F* scale = static_cast<const F*>(p.scale);
   const F* shift = static_cast<const F*>(p.shift);
   const F alpha = F(p.alpha);
-  for (int64_t i = dev::global_thread_index(); i < p.numel; i += dev::global_thread_count()) {
-    const int64_t c = (i / p.inner) % p.channels;
+  // The channel of i is (i / inner) % C. Two 64-bit divisions per element
+  // would cost more than the memory traffic, so (c, j = i % inner) is
+  // divided out once and then stepped by the grid stride S with carries.
+  const int64_t stride = dev::global_thread_count(), first = dev::global_thread_index();
+  const int64_t step_j = stride % p.inner, step_c = (stride / p.inner) % p.channels;
+  int64_t j = first % p.inner, c = (first / p.inner) % p.channels;
+  for (int64_t i = first; i < p.numel; i += stride) {
     const F zf = bn::load<T, F>(z, i), sc = scale[c];
     F v = zf * sc + shift[c];
     if (res) v += bn::load<T, F>(res, i);
@@ -42,6 +47,10 @@ BK_GLOBAL void __launch_bounds__(kThreads) bn_apply_kernel(BnActParams p) {
     } else {
       bn::store<T, F>(static_cast<T*>(p.y), i, apply_act<F>(p.act, v, alpha));
     }
+    j += step_j;
+    c += step_c + (j >= p.inner);
+    if (j >= p.inner) j -= p.inner;
+    if (c >= p.channels) c -= p.channels;
   }
 }
 

@@ -42,9 +42,17 @@ BK_GLOBAL void __launch_bounds__(kThreads) bn_partial_kernel(BnActParams p, int 
     } else {
       k = bn::load<T, F>(z, c * inner);
     }
+    // Row r of channel c: (r, c) in NHWC; (n, j) = (r / inner, r % inner) in
+    // NCHW, divided out once and stepped by `stripes` (no division per element).
+    int64_t n = (begin + stripe) / inner, j = (begin + stripe) % inner;
+    const int64_t step_n = stripes / inner, step_j = stripes % inner;
     for (int64_t r = begin + stripe; r < end; r += stripes) {
-      // row r of channel c: (n, j) = (r / inner, r % inner) in NCHW, (r, c) in NHWC
-      const int64_t i = NHWC ? r * C + c : ((r / inner) * C + c) * inner + r % inner;
+      const int64_t i = NHWC ? r * C + c : (n * C + c) * inner + j;
+      if constexpr (!NHWC) {
+        j += step_j;
+        n += step_n + (j >= inner);
+        if (j >= inner) j -= inner;
+      }
       const F zf = bn::load<T, F>(z, i);
       if constexpr (Backward) {
         F v = zf * sc + sh;
