@@ -191,3 +191,24 @@ def test_opcheck(kind, fmt):
     for mask in ([True, True, True, True], [False, True, True, False]):
         torch.library.opcheck(op("conv2d_backward_sim"), (torch.randn_like(y), x.detach(), w.detach(), z.detach(), *conv, 4,
                                                           0.01, mask))
+
+
+def test_compiles_without_graph_breaks_and_autocast():
+    """torch.compile(fullgraph=True) traces through the router to conv2d_sim,
+    forward and backward; under autocast fp32 inputs run our fp16 kernels."""
+    ensure_backend("cuda_sim")
+    args64, args, conv_args = make_inputs(GEOMETRIES["grouped"] + (CL,), torch.float16)
+    fn = lambda x, w, b, r: conv2d(x, w, b, *conv_args, activation="silu", residual=r)  # noqa: E731
+    with bigkernels.use_backend("cuda_sim"):
+        y = torch.compile(fn, backend="aot_eager", fullgraph=True)(*args)
+        grads = torch.autograd.grad(y.sum(), args)
+        eager = fn(*args)
+        eager_grads = torch.autograd.grad(eager.sum(), args)
+    torch.testing.assert_close(y, eager, rtol=0, atol=0)
+    for got, want in zip(grads, eager_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    x32, w32, b32, r32 = (t.detach().float() for t in args)
+    with torch.autocast("cpu", dtype=torch.float16), bigkernels.use_backend("cuda_sim"):
+        y16 = conv2d(x32, w32, b32, *conv_args, activation="silu", residual=r32.half())
+    assert y16.dtype == torch.float16
+    torch.testing.assert_close(y16, eager.detach(), rtol=0, atol=0)
