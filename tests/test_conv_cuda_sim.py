@@ -212,3 +212,12 @@ def test_compiles_without_graph_breaks_and_autocast():
         y16 = conv2d(x32, w32, b32, *conv_args, activation="silu", residual=r32.half())
     assert y16.dtype == torch.float16
     torch.testing.assert_close(y16, eager.detach(), rtol=0, atol=0)
+
+
+def test_covering_rows_cover_every_pair():
+    for factors in (FACTORS, DW_FACTORS):
+        rows = covering_rows(factors)
+        for i, j in itertools.combinations(range(len(factors)), 2):
+            seen = {(row[i], row[j]) for row in rows}
+            assert len(seen) == len(factors[i]) * len(factors[j]), (i, j)
+        assert len(rows) < len(list(itertools.product(*factors))) // 10
