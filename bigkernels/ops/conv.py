@@ -121,7 +121,13 @@ def _cuda_supports(x, weight, bias, residual, stride, padding, dilation, groups,
     input channel per group) in fp32/fp16/bf16; otherwise the implicit-GEMM
     forward, fp16/bf16 tensor cores with 16-byte channel rows per group."""
     if groups == x.shape[1] and weight.shape[1] == 1:
-        return None if x.dtype != torch.float64 else "the CUDA depthwise conv serves fp32/fp16/bf16"
+        if x.dtype == torch.float64:
+            return "the CUDA depthwise conv serves fp32/fp16/bf16"
+        if x.shape[0] > 65535 or weight.shape[0] > 65535 or x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
+            return "the CUDA depthwise conv needs batch and channels <= 65535 and images below 2**31 elements"
+        return None
+    if groups > 65535:
+        return "the CUDA implicit-GEMM conv needs groups <= 65535"
     if x.dtype not in (torch.float16, torch.bfloat16):
         return "the CUDA implicit-GEMM conv serves fp16/bf16 only"
     cg, kg = x.shape[1] // groups, weight.shape[0] // groups

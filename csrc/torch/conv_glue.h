@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "common/conv_params.h"
+#include "cuda/conv/conv_bwd.h"
 #include "torch/epilogue_params.h"
 
 namespace bk {
@@ -124,18 +125,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
     if (mask[1]) gw = at::empty_like(call.w);
     k.depthwise(call, gz_k, gx, gw);
     if (mask[2]) gb = gz.sum({0, 2, 3});
-  } else if (gemm_backward_ok(x, weight, groups) && (mask[0] || mask[1])) {
-    ConvCall call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0,
-                                 false);
-    at::Tensor gz_k = gz.contiguous(at::MemoryFormat::ChannelsLast);
-    if (mask[0]) gx = at::empty_like(call.x);
-    if (mask[1]) gw = at::empty_like(call.w);
-    k.gemm(call, gz_k, gx, gw);
-    if (mask[2]) gb = gz.sum({0, 2, 3});
   } else {
-    std::tie(gx, gw, gb) = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,
-                                                    padding, dilation, false, {0, 0}, groups,
-                                                    {mask[0], mask[1], mask[2]});
+    std::optional<ConvCall> call;  // the implicit GEMM, where its domain and shape limits allow
+    if (gemm_backward_ok(x, weight, groups) && (mask[0] || mask[1])) {
+      call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0, false);
+      if (!bk::cuda::conv2d_bwd_supported(call->p)) call.reset();  // (pointers unset: the shape limits only)
+    }
+    if (call) {
+      at::Tensor gz_k = gz.contiguous(at::MemoryFormat::ChannelsLast);
+      if (mask[0]) gx = at::empty_like(call->x);
+      if (mask[1]) gw = at::empty_like(call->w);
+      k.gemm(*call, gz_k, gx, gw);
+      if (mask[2]) gb = gz.sum({0, 2, 3});
+    } else {
+      std::tie(gx, gw, gb) = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,
+                                                      padding, dilation, false, {0, 0}, groups,
+                                                      {mask[0], mask[1], mask[2]});
+    }
   }
   return {mask[0] ? gx.contiguous(format_of(x)) : at::empty({0}, x.options()),
           mask[1] ? gw.contiguous(format_of(weight)) : at::empty({0}, x.options()),

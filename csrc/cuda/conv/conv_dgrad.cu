@@ -105,7 +105,9 @@ bool conv2d_bwd_supported(const ConvParams& p) {
   if (p.groups < 1 || p.c % p.groups || p.k % p.groups || (p.c / p.groups) % 8 || (p.k / p.groups) % 8) return false;
   const uintptr_t addr = reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.w) |
                          reinterpret_cast<uintptr_t>(p.grad_z);
-  return addr % 16 == 0 && p.n > 0 && p.k > 0 && p.r > 0 && p.s > 0 && p.p > 0 && p.q > 0 && p.groups <= 65535;
+  const int64_t npq = int64_t(p.n) * p.p * p.q;  // wgrad's 32-bit pixel index
+  return addr % 16 == 0 && p.n > 0 && p.k > 0 && p.r > 0 && p.s > 0 && p.p > 0 && p.q > 0 && p.groups <= 65535 &&
+         npq < (int64_t(1) << 31) - 64 && int64_t(p.groups) * p.r * p.s <= 65535;
 }
 
 cudaError_t conv2d_dgrad(const ConvParams& p, cudaStream_t stream) {

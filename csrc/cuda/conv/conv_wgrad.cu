@@ -125,7 +125,6 @@ int64_t conv2d_wgrad_workspace(const ConvParams& p) {
 
 cudaError_t conv2d_wgrad(const ConvParams& p, float* workspace, cudaStream_t stream) {
   if (!conv2d_bwd_supported(p) || !p.grad_w || !workspace) return cudaErrorInvalidValue;
-  if (int64_t(p.n) * p.p * p.q >= (int64_t(1) << 31) - kBK) return cudaErrorInvalidValue;  // 32-bit pixel index
   if (p.dtype == DType::BF16) return launch<__nv_bfloat16>(p, workspace, stream);
   return launch<__half>(p, workspace, stream);
 }

@@ -64,7 +64,9 @@ cudaError_t launch(const ConvParams& p, cudaStream_t stream) {
 
 bool depthwise_supported(const ConvParams& p) {
   const int64_t limit = int64_t(1) << 31;  // 32-bit index arithmetic within an image, and over N*P*Q
-  return p.dtype != DType::F64 && p.groups == p.c && p.c > 0 && p.k % p.c == 0 && p.n > 0 && p.n <= 65535 &&
+  // grid.y: the image (forward, data gradient) or the channel (weight gradient, NCHW)
+  return p.dtype != DType::F64 && p.groups == p.c && p.c > 0 && p.k % p.c == 0 && p.k <= 65535 && p.n > 0 &&
+         p.n <= 65535 &&
          p.p > 0 && p.q > 0 && p.r > 0 && p.s > 0 && int64_t(p.c) * p.h * p.w_in < limit &&
          int64_t(p.k) * p.p * p.q < limit && int64_t(p.n) * p.p * p.q < limit;
 }
