@@ -30,7 +30,12 @@ BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128,
                  # csrc/cuda/lstm: kLstmThreads
                  **dict.fromkeys(("lstm_fwd_persistent", "lstm_fwd_persistent_mma", "lstm_fwd_gates_step",
                                   "lstm_fwd_proj_step", "lstm_bwd_persistent", "lstm_bwd_dh_step",
-                                  "lstm_bwd_gates_step", "gru_persistent", "gru_step", "cell_kernel"), 128)}
+                                  "lstm_bwd_gates_step", "gru_persistent", "gru_step", "cell_kernel"), 128),
+                 # csrc/cuda/conv
+                 "conv_fprop_kernel": 128, "conv_dgrad_kernel": 128, "conv_wgrad_kernel": 128,
+                 "conv_wgrad_sum_kernel": 256, "depthwise_fwd_kernel": 256, "depthwise_dgrad_kernel": 256,
+                 "depthwise_wgrad_kernel": 256, "bn_partial_kernel": 256, "bn_finish_kernel": 256,
+                 "bn_apply_kernel": 256}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
+from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
 from ._library import define_native, op, qualname
@@ -115,7 +116,30 @@ def _triton_supports(x, *args):
     return None
 
 
+def _cuda_supports(x, weight, bias, residual, stride, padding, dilation, groups, *args):
+    """What the CUDA kernels serve (csrc/cuda/conv/): depthwise (groups == C, one
+    input channel per group) in fp32/fp16/bf16; otherwise the implicit-GEMM
+    forward, fp16/bf16 tensor cores with 16-byte channel rows per group."""
+    if groups == x.shape[1] and weight.shape[1] == 1:
+        if x.dtype == torch.float64:
+            return "the CUDA depthwise conv serves fp32/fp16/bf16"
+        if x.shape[0] > 65535 or weight.shape[0] > 65535 or x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
+            return "the CUDA depthwise conv needs batch and channels <= 65535 and images below 2**31 elements"
+        return None
+    if groups > 65535:
+        return "the CUDA implicit-GEMM conv needs groups <= 65535"
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        return "the CUDA implicit-GEMM conv serves fp16/bf16 only"
+    cg, kg = x.shape[1] // groups, weight.shape[0] // groups
+    if cg % 8 or (groups > 1 and kg % 8):
+        return "the CUDA implicit-GEMM conv needs C/groups (and K/groups when grouped) to be multiples of 8"
+    return None
+
+
 register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
+_register_autograd("conv2d_sim", "conv2d_backward_sim")
+register("conv2d", "cuda", kernel="bigkernels::conv2d", supports=_cuda_supports)(_call("conv2d"))
+register("conv2d", "cuda_sim", kernel="bigkernels::conv2d_sim", supports=_cuda_supports)(_call("conv2d_sim"))
 register("conv2d", "torch")(composite.conv2d)
 if availability.triton_installed():
     from ..triton import conv as _triton_conv  # noqa: F401  (defines the _triton ops)
@@ -222,36 +246,44 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     return y.squeeze(0) if unbatched else y
 
 
-def _selftest_inputs(seed, activation="relu", bias=True, residual=False, groups=1, stride=1, channels_last=False):
-    from ..testing.selftests import randn64
+# ---------------------------------------------------------------- self-test
+# Trust on first use (bigkernels/backends/trust.py): a cuda/triton kernel
+# serves a call only once this check passed for the call's kind. The kinds
+# are the CUDA kernels' code paths; the activation is a runtime switch inside
+# them (its formulas are bias_act's, checked there), so the check uses silu,
+# which also exercises the saved pre-activation.
+_SELFTEST_GEOMETRY = {  # x shape, weight shape, stride, padding, dilation, groups
+    "gemm": ((2, 16, 7, 6), (24, 16, 3, 3), 2, 1, 1, 1),     # implicit GEMM forward and backward
+    "gemm_fwd": ((2, 16, 7, 6), (10, 16, 3, 3), 1, 1, 1, 1),  # K % 8 != 0: GEMM forward, torch backward
+    "depthwise": ((2, 6, 9, 7), (6, 1, 5, 5), 1, 2, 1, 6),
+    "other": ((2, 6, 7, 6), (8, 3, 3, 3), 1, 1, 1, 2),
+}
 
+
+def _selftest_kind(x, weight, groups):
+    cg, kg = x.shape[1] // groups, weight.shape[0] // groups
+    if groups == x.shape[1] and weight.shape[1] == 1:
+        return "depthwise"
+    if cg % 8 == 0:
+        return "gemm" if kg % 8 == 0 else "gemm_fwd"
+    return "other"
+
+
+def _selftest_inputs(seed, kind, bias, residual):
+    xs, ws, stride, padding, dilation, groups = _SELFTEST_GEOMETRY[kind]
     gen = torch.Generator().manual_seed(seed)
-    N, C, H, W, K = 2, 4, 7, 6, 8  # odd spatial sizes; K, C divisible by groups (groups == C: depthwise, x2)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = randn64(gen, N, C, H, W).contiguous(memory_format=fmt)
-    w = randn64(gen, K, C // groups, 3, 3, scale=0.3).contiguous(memory_format=fmt)
-    b = randn64(gen, K, scale=0.1) if bias else None
-    P, Q = out_size(H, 3, stride, 1, 1), out_size(W, 3, stride, 1, 1)
-    r = randn64(gen, N, K, P, Q).contiguous(memory_format=fmt) if residual else None
-    return (x, w, b, stride, 1, 1, groups), {"activation": activation, "residual": r, "negative_slope": 0.1}
+    x = torch.randn(xs, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ws, generator=gen, dtype=torch.float64) / (ws[1] * ws[2] * ws[3]) ** 0.5
+    b = torch.randn(ws[0], generator=gen, dtype=torch.float64) if bias else None
+    shape = [xs[0], ws[0]] + [out_size(xs[2 + i], ws[2 + i], stride, padding, dilation) for i in range(2)]
+    r = torch.randn(shape, generator=gen, dtype=torch.float64) if residual else None
+    return (x, w, b, stride, padding, dilation, groups), {"activation": "silu", "residual": r}
 
 
-def _register_selftest():
-    from ..testing.selftests import register_selftest
-
-    register_selftest(
-        "conv2d", conv2d, inputs=_selftest_inputs,
-        dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
-        cases=[dict(activation="relu", bias=True, residual=False, groups=1, stride=1),
-               dict(activation="silu", bias=True, residual=True, groups=1, stride=2, channels_last=True),
-               dict(activation="none", bias=False, residual=False, groups=2, stride=1),
-               dict(activation="leaky_relu", bias=True, residual=True, groups=4, stride=1, channels_last=True)],
-        # the case matching a routed call (x, weight, bias, residual, stride, padding, dilation, groups, code, alpha)
-        features=lambda x, w, b, r, stride, padding, dilation, groups, code, *_:
-        dict(activation=acts.ACTIVATIONS[code], bias=b is not None, residual=r is not None, groups=groups,
-             stride=stride[0], channels_last=memory_format(x) == torch.channels_last)
-        if tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and stride[0] == stride[1]
-        and tuple(w.shape[2:]) == (3, 3) else None)
-
-
-_register_selftest()
+register_selftest(
+    "conv2d", conv2d, inputs=_selftest_inputs, dtypes=(torch.float32, torch.float16, torch.bfloat16),
+    cases=[dict(kind="gemm", bias=True, residual=True), dict(kind="depthwise", bias=True, residual=False),
+           dict(kind="gemm_fwd", bias=False, residual=False)],
+    # the case matching a routed call (x, weight, bias, residual, stride, padding, dilation, groups, act, alpha)
+    features=lambda x, w, b, r, stride, padding, dilation, groups, *_: dict(
+        kind=_selftest_kind(x, w, groups), bias=b is not None, residual=r is not None))

@@ -29,6 +29,8 @@ struct BnActParams {
   // variance; bn_act_backward writes sum(g) and sum(g * xhat), g = dL/d(pre-act).
   double* out0 = nullptr;
   double* out1 = nullptr;
+  // CUDA only: [2][splits][channels] per-split partial sums (bn_workspace_size).
+  double* workspace = nullptr;
   bool batch_stats = true;  // backward: statistics from this batch (training) or fixed (eval)
   int64_t numel = 0;
   int64_t channels = 1;
