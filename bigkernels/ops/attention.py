@@ -199,3 +199,6 @@ def attention(q, k, v, *, causal=False, attn_mask=None, scale=None, dropout_p=0.
     out, lse = dispatch("attention", q.device.type, q, k, v, attn_mask, causal, scale, dropout_p, seed, 0,
                         return_lse)
     return (out, lse) if return_lse else out
+
+
+from . import attention_cuda as _attention_cuda  # noqa: E402,F401  (registers the cuda and cuda_sim backends)

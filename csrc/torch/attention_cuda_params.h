@@ -1,0 +1,62 @@
+// Tensor -> AttentionParams for the CUDA attention kernels (the CUDA glue
+// and its cuda_sim twin): fp16/bf16 operands with 16-byte aligned rows, the
+// mask broadcast as a view (additive masks as float32), fp32 lse.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <cstdint>
+
+#include "torch/attention_params.h"
+
+namespace bk {
+namespace glue {
+
+inline void check_tensor_core_dtypes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  TORCH_CHECK(q.scalar_type() == at::kHalf || q.scalar_type() == at::kBFloat16,
+              "bigkernels: the cuda attention kernels take float16/bfloat16 q, got ", q.scalar_type());
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+              "bigkernels: k and v must have q's dtype (", q.scalar_type(), "), got ", k.scalar_type(), " and ",
+              v.scalar_type());
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "bigkernels: q, k, v must be 4-D (B, H, S, D)");
+}
+
+// cp.async moves 16-byte chunks: the head dim contiguous, the base pointer
+// and the batch/head/sequence strides multiples of 8 elements; else a copy.
+inline at::Tensor tensor_core_operand(const at::Tensor& t) {
+  const bool ok = t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  return ok || t.numel() == 0 ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+// Params of the forward with o and lse allocated (o contiguous, q's dtype).
+struct AttentionForwardArgs {
+  at::Tensor q, k, v, o, lse;
+  std::optional<at::Tensor> mask;
+  AttentionParams p;
+};
+
+inline AttentionForwardArgs make_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in,
+                                                   const at::Tensor& v_in, const std::optional<at::Tensor>& mask,
+                                                   bool causal, double scale, double dropout_p, int64_t seed,
+                                                   int64_t offset) {
+  check_tensor_core_dtypes(q_in, k_in, v_in);
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, "bigkernels: dropout_p must be in [0, 1)");
+  AttentionForwardArgs a;
+  a.q = tensor_core_operand(q_in);
+  a.k = tensor_core_operand(k_in);
+  a.v = tensor_core_operand(v_in);
+  a.mask = attention_mask(mask, a.q, a.k.size(2), at::kFloat);
+  a.p = make_attention_params(a.q, a.k, a.v, a.mask, causal, scale);
+  set_dropout(a.p, dropout_p, seed, offset);
+  a.o = at::empty(a.q.sizes(), a.q.options());
+  a.lse = at::empty({a.q.size(0), a.q.size(1), a.q.size(2)}, a.q.options().dtype(at::kFloat));
+  a.p.o = a.o.data_ptr();
+  set_strides(a.p.o_stride, a.o);
+  a.p.lse = a.lse.data_ptr();
+  return a;
+}
+
+}  // namespace glue
+}  // namespace bk
