@@ -1,7 +1,8 @@
 """attention's CUDA kernels (csrc/cuda/attention) under the emulator
-(`cuda_sim`) against the float64 reference with the tolerance rule: out and
-lse over dtype x head dim x causal x mask x GQA x sequence lengths, pairwise
-by default and exhaustively under `slow`; every schedule agrees bit for bit."""
+(`cuda_sim`) against the float64 reference with the tolerance rule: out,
+lse and the gradients (through out and lse) over dtype x head dim x causal
+x mask x GQA x sequence lengths, pairwise by default and exhaustively under
+`slow`; every schedule agrees (bit for bit, except dQ: float atomics)."""
 import itertools
 
 import pytest
@@ -11,7 +12,7 @@ import bigkernels
 from bigkernels.ops import attention
 from bigkernels.testing.tolerance import assert_close
 from tests.backends import ensure_backend
-from tests.test_attention import make_inputs
+from tests.test_attention import make_inputs, run
 
 pytestmark = pytest.mark.sim
 
@@ -64,16 +65,19 @@ def forward(backend, q, k, v, mask, causal, dtype):
 
 
 def check_case(case, batch=1, hkv=2):
+    """Forward (out, lse) and backward (dq, dk, dv of a loss through out and lse: dLSE too)."""
     dtype, d, causal, mask_kind, gqa, (sq, skv) = case
-    q, k, v, mask, _ = make_inputs(dtype, batch, hkv * gqa, hkv, sq, skv, d, mask_kind)
-    out, lse = forward("cuda_sim", q, k, v, mask, causal, dtype)
-    ref_out, ref_lse = forward("reference", q, k, v, mask, causal, F64)
-    torch_out, torch_lse = forward("torch", q, k, v, mask, causal, dtype)
+    q, k, v, mask, grad = make_inputs(dtype, batch, hkv * gqa, hkv, sq, skv, d, mask_kind)
+    (out, lse, grads), ref, theirs = (run(b, q, k, v, mask, causal, t, grad)
+                                      for b, t in (("cuda_sim", dtype), ("reference", F64), ("torch", dtype)))
     assert out.dtype == dtype and out.shape == q.shape and lse.dtype == torch.float32
-    assert_close(out, ref_out, torch_out, name="out")
-    assert torch.equal(torch.isneginf(lse), torch.isneginf(ref_lse)), "lse: -inf exactly where no key is visible"
-    fin = torch.isfinite(ref_lse)
-    assert_close(lse[fin], ref_lse[fin], torch_lse[fin], name="lse", scale=max(1.0, ref_lse[fin].abs().max().item()))
+    assert_close(out, ref[0], theirs[0], name="out")
+    assert torch.equal(torch.isneginf(lse), torch.isneginf(ref[1])), "lse: -inf exactly where no key is visible"
+    fin = torch.isfinite(ref[1])
+    assert_close(lse[fin], ref[1][fin], theirs[1][fin], name="lse", scale=max(1.0, ref[1][fin].abs().max().item()))
+    for name, ours, r, t in zip(("dq", "dk", "dv"), grads, ref[2], theirs[2]):
+        assert ours.dtype == dtype and not torch.isnan(ours).any(), name
+        assert_close(ours, r, t, name=name, scale=max(1.0, r.abs().max().item()))
 
 
 def test_pairwise_covers_every_pair():
@@ -134,7 +138,7 @@ def test_strided_inputs_read_in_place():
 
 
 def test_unserved_calls_fall_back_with_a_reason():
-    """fp32, dropout and gradients are not served by the cuda kernels: forced, the router says why."""
+    """fp32, dropout and odd head dims are not served by the cuda kernels: forced, the router says why."""
     ensure_backend("cuda_sim")
     q = torch.randn(1, 2, 8, 64)
     with bigkernels.use_backend("cuda_sim"), pytest.raises(RuntimeError, match="float16/bfloat16"):
@@ -143,6 +147,13 @@ def test_unserved_calls_fall_back_with_a_reason():
         attention(q.half(), q.half(), q.half(), dropout_p=0.1)
     with bigkernels.use_backend("cuda_sim"), pytest.raises(RuntimeError, match="multiples of 8"):
         attention(q[..., :36].half(), q[..., :36].half(), q[..., :36].half())
+    h = q.half().requires_grad_()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with bigkernels.use_backend("cuda_sim"), pytest.raises(RuntimeError, match="deterministic"):
+            attention(h, h, h)
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 SCHEDULE_CASES = [
@@ -160,3 +171,17 @@ def test_schedules_agree_bit_for_bit(case):
     dtype, d, causal, mask_kind, gqa, (sq, skv) = case
     q, k, v, mask, _ = make_inputs(dtype, 1, 2 * gqa, 2, sq, skv, d, mask_kind)
     assert_schedule_invariant(lambda: forward("cuda_sim", q, k, v, mask, causal, dtype))
+
+
+@pytest.mark.parametrize("case", SCHEDULE_CASES[:2], ids=case_id)
+def test_backward_schedules_agree_within_tolerance(case):
+    """dQ is summed with float atomics (declared): dK and dV, summed in
+    registers, must still agree bit for bit."""
+    from tests.sim.schedules import assert_schedule_invariant
+
+    ensure_backend("cuda_sim")
+    dtype, d, causal, mask_kind, gqa, (sq, skv) = case
+    q, k, v, mask, grad = make_inputs(dtype, 1, 2 * gqa, 2, sq, skv, d, mask_kind)
+    assert_schedule_invariant(lambda: run("cuda_sim", q, k, v, mask, causal, dtype, grad)[2],
+                              float_atomics=True, rtol=1e-2, atol=1e-3)
+    assert_schedule_invariant(lambda: run("cuda_sim", q, k, v, mask, causal, dtype, grad)[2][1:])

@@ -5,7 +5,7 @@ sees the reason)."""
 import torch
 
 from ..backends import register
-from ._library import op
+from .attention import _native, kernel_supports, register_attention_autograd
 
 
 def cuda_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
@@ -18,19 +18,14 @@ def cuda_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, re
         return "dropout is not implemented in the cuda attention kernels yet"
     if q.shape[0] > 65535 or q.shape[1] > 65535:
         return "the cuda attention kernels take batch and heads up to 65535"
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, attn_mask)):
-        return "the cuda attention backward kernel is not implemented yet"
-    return None
+    if (torch.are_deterministic_algorithms_enabled() and torch.is_grad_enabled()
+            and any(t.requires_grad for t in (q, k, v))):
+        return ("the cuda attention backward sums dQ with float atomics (not deterministic); "
+                "torch.use_deterministic_algorithms(True) is set")
+    return kernel_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse)
 
 
-def _forward(name):
-    def run(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
-        out, lse = op(name)(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset)
-        return out, (lse if return_lse else None)
-
-    return run
-
-
-register("attention", "cuda", kernel="bigkernels::attention", supports=cuda_supports)(_forward("attention"))
+register_attention_autograd("attention_sim", "attention_backward_sim")
+register("attention", "cuda", kernel="bigkernels::attention", supports=cuda_supports)(_native("attention"))
 register("attention", "cuda_sim", kernel="bigkernels::attention_sim", supports=cuda_supports)(
-    _forward("attention_sim"))
+    _native("attention_sim"))

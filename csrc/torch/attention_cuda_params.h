@@ -58,5 +58,64 @@ inline AttentionForwardArgs make_attention_forward(const at::Tensor& q_in, const
   return a;
 }
 
+// Params of the backward with dq/dk/dv (contiguous, q's dtype) and the fp32
+// scratch of bk::cuda::AttentionBwdWorkspace allocated.
+struct AttentionBackwardArgs {
+  at::Tensor q, k, v, o, g, lse, dlse, dq, dk, dv, dq_accum, lse_log2, delta;
+  std::optional<at::Tensor> mask;
+  AttentionParams p;
+};
+
+inline AttentionBackwardArgs make_attention_backward(const at::Tensor& grad_out,
+                                                     const std::optional<at::Tensor>& grad_lse,
+                                                     const at::Tensor& q_in, const at::Tensor& k_in,
+                                                     const at::Tensor& v_in, const at::Tensor& out,
+                                                     const at::Tensor& lse, const std::optional<at::Tensor>& mask,
+                                                     bool causal, double scale, double dropout_p, int64_t seed,
+                                                     int64_t offset) {
+  check_tensor_core_dtypes(q_in, k_in, v_in);
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, "bigkernels: dropout_p must be in [0, 1)");
+  TORCH_CHECK(out.sizes() == q_in.sizes() && grad_out.sizes() == q_in.sizes(),
+              "bigkernels: out and grad_out must have q's shape ", q_in.sizes());
+  TORCH_CHECK(lse.dim() == 3 && lse.size(0) == q_in.size(0) && lse.size(1) == q_in.size(1) &&
+                  lse.size(2) == q_in.size(2),
+              "bigkernels: lse must be (B, Hq, Sq)");
+  AttentionBackwardArgs a;
+  const auto dtype = q_in.scalar_type();
+  a.q = tensor_core_operand(q_in);
+  a.k = tensor_core_operand(k_in);
+  a.v = tensor_core_operand(v_in);
+  a.o = tensor_core_operand(out.to(dtype));
+  a.g = tensor_core_operand(grad_out.to(dtype));
+  a.lse = lse.to(at::kFloat).contiguous();
+  a.mask = attention_mask(mask, a.q, a.k.size(2), at::kFloat);
+  a.p = make_attention_params(a.q, a.k, a.v, a.mask, causal, scale);
+  set_dropout(a.p, dropout_p, seed, offset);
+  if (grad_lse.has_value()) {
+    TORCH_CHECK(grad_lse->sizes() == lse.sizes(), "bigkernels: grad_lse must match lse's shape");
+    a.dlse = grad_lse->to(at::kFloat).contiguous();
+    a.p.dlse = a.dlse.data_ptr();
+  }
+  a.dq = at::empty(a.q.sizes(), a.q.options());
+  a.dk = at::empty(a.k.sizes(), a.k.options());
+  a.dv = at::empty(a.v.sizes(), a.v.options());
+  const auto f32 = a.q.options().dtype(at::kFloat);
+  a.dq_accum = at::empty(a.q.sizes(), f32);
+  a.lse_log2 = at::empty(a.lse.sizes(), f32);
+  a.delta = at::empty(a.lse.sizes(), f32);
+  a.p.o = a.o.data_ptr();
+  set_strides(a.p.o_stride, a.o);
+  a.p.lse = a.lse.data_ptr();
+  a.p.dout = a.g.data_ptr();
+  set_strides(a.p.do_stride, a.g);
+  a.p.dq = a.dq.data_ptr();
+  set_strides(a.p.dq_stride, a.dq);
+  a.p.dk = a.dk.data_ptr();
+  set_strides(a.p.dk_stride, a.dk);
+  a.p.dv = a.dv.data_ptr();
+  set_strides(a.p.dv_stride, a.dv);
+  return a;
+}
+
 }  // namespace glue
 }  // namespace bk

@@ -21,5 +21,23 @@ cudaError_t attention_forward(const AttentionParams& p, bool bf16, cudaStream_t 
 // Why `attention_forward` cannot serve p (nullptr when it can).
 const char* attention_forward_unsupported(const AttentionParams& p);
 
+// Scratch of the backward, fp32, allocated by the caller: dq_accum (B, Hq,
+// Sq, head_dim) contiguous (zeroed by the kernels), lse_log2 and delta
+// (B, Hq, Sq) contiguous.
+struct AttentionBwdWorkspace {
+  float* dq_accum = nullptr;
+  float* lse_log2 = nullptr;
+  float* delta = nullptr;
+};
+
+// dq, dk, dv (their strides, q's dtype) from dout, o, lse (float32, B x Hq x
+// Sq contiguous) and the optional dlse (same layout). dQ is summed with fp32
+// atomics: its rounding depends on the order the key blocks arrive in.
+cudaError_t attention_backward(const AttentionParams& p, const AttentionBwdWorkspace& ws, bool bf16,
+                               cudaStream_t stream);
+
+// Why `attention_backward` cannot serve p (nullptr when it can).
+const char* attention_backward_unsupported(const AttentionParams& p);
+
 }  // namespace cuda
 }  // namespace bk
