@@ -26,7 +26,9 @@ from bigkernels.aot.resources import WARPS_PER_SM, cuobjdump_path, occupancy
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = ("sm_80", "sm_90a")
 # Threads per block of each kernel (the cubin does not record it): used for occupancy.
-BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128, "attention_fwd_kernel": 128}
+BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128, "attention_fwd_kernel": 128,
+                 "attention_bwd_kernel": 128, "attention_bwd_preprocess_kernel": 128,
+                 "attention_bwd_convert_dq_kernel": 256}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
 
 

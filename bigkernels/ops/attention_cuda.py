@@ -14,8 +14,6 @@ def cuda_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, re
     d = q.shape[3]
     if d % 8 != 0 or d > 256:
         return f"the cuda attention kernels take head dims that are multiples of 8 up to 256, got {d}"
-    if dropout_p > 0:
-        return "dropout is not implemented in the cuda attention kernels yet"
     if q.shape[0] > 65535 or q.shape[1] > 65535:
         return "the cuda attention kernels take batch and heads up to 65535"
     if (torch.are_deterministic_algorithms_enabled() and torch.is_grad_enabled()

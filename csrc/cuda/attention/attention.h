@@ -15,7 +15,8 @@ namespace cuda {
 
 // o (q's shape, o_stride, input dtype) and lse (B, Hq, Sq) float32, natural
 // log; rows that see no key get o = 0 and lse = -inf. Masks: bool bytes or
-// float32 additive, read through mask_stride. Dropout is not served here.
+// float32 additive, read through mask_stride. Dropout: Philox keep decisions
+// of common/attention_philox.h, as every backend.
 cudaError_t attention_forward(const AttentionParams& p, bool bf16, cudaStream_t stream);
 
 // Why `attention_forward` cannot serve p (nullptr when it can).

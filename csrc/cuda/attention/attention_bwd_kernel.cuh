@@ -11,6 +11,8 @@
 //     and adds dQ = dS K into the fp32 accumulator with atomics (declared
 //     to the schedule check: the summation order varies);
 //  3. dQ accumulator -> q's dtype.
+// Dropout: the keep decisions of the forward (same Philox counters); the
+// dropped, rescaled P feeds dV, and dP is dropped and rescaled before dS.
 // dK and dV are written once per key block: the GQA group's query heads are
 // summed inside the block, without atomics.
 #pragma once
@@ -92,6 +94,8 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int wk = warp % 4, d0 = (warp / 4) * kDW;  // this warp's 16 keys and head-dim columns
   const float scale = float(p.scale), scale_log2 = scale * kLog2e;
+  const int64_t drop_threshold = p.dropout_p > 0.0 ? dropout_threshold(p.dropout_p) : 0;
+  const float keep_scale = p.dropout_p > 0.0 ? float(1.0 / (1.0 - p.dropout_p)) : 1.f;
 
   // Causal: query i sees key j iff j <= i + diag: the first query block that
   // sees key n0, and none at all for keys past every query's reach.
@@ -182,8 +186,15 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
           }
         }
         const float pr = keep ? exp2f(x - sLse[s * kBlockM + qc]) : 0.f;
+        float dp = dP[j][e];
         S[j][e] = pr;
-        dP[j][e] = pr * (dP[j][e] - sDelta[s * kBlockM + qc]) * scale;
+        if (drop_threshold > 0) {
+          const uint64_t index = p.offset + ((uint64_t(b) * p.heads_q + h) * uint64_t(Sq) + row) * uint64_t(Skv) + key;
+          const bool kept = dropout_keep(p.seed, index, drop_threshold);
+          S[j][e] = kept ? pr * keep_scale : 0.f;
+          dp = kept ? dp * keep_scale : 0.f;
+        }
+        dP[j][e] = pr * (dp - sDelta[s * kBlockM + qc]) * scale;
       }
 
     // dV += P^T dO and dK += dS^T Q: the accumulator layouts are A fragments;

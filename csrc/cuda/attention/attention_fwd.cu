@@ -10,7 +10,7 @@ const char* attention_forward_unsupported(const AttentionParams& p) {
   if (p.fp64) return "the cuda attention kernels take fp16/bf16 inputs";
   if (p.head_dim <= 0 || p.head_dim > 256 || p.head_dim % 8 != 0)
     return "the cuda attention kernels take head dims that are multiples of 8, up to 256";
-  if (p.dropout_p > 0.0) return "dropout is not implemented in the cuda attention kernels";
+  if (p.dropout_p < 0.0 || p.dropout_p >= 1.0) return "dropout_p must be in [0, 1)";
   if (p.cu_seqlens_q || p.cu_seqlens_k || p.seqused_k) return "varlen/decode is not implemented in the cuda kernels";
   if (p.heads_kv <= 0 || p.heads_q % p.heads_kv != 0) return "Hq must be a multiple of Hkv";
   if (p.heads_q > 65535 || p.batch > 65535) return "batch and heads must be at most 65535 (grid limits)";

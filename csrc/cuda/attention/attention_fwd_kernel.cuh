@@ -4,6 +4,10 @@
 // m16n8k16 (fp16/bf16 in, fp32 accumulation); the online softmax works in
 // base 2 with scale * log2(e) folded into one multiply.
 //
+// Dropout (common/attention_philox.h, the same keep decisions as every
+// backend): the row sums use the undropped P, the dropped P feeds P V, and
+// 1 / (1 - p) is applied once in the epilogue.
+//
 // Head dims: kD is the padded head dim (a multiple of 16); the columns
 // between the real head dim and kD are zero-filled by cp.async, so they add
 // nothing to Q K^T and produce output columns that are never stored.
@@ -12,6 +16,7 @@
 
 #include <type_traits>
 
+#include "common/attention_philox.h"
 #include "cuda/attention/attention_fwd_launch.h"
 #include "device/launch.cuh"
 
@@ -111,6 +116,10 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     for (int e = 0; e < 4; ++e) acc[i][e] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   uint32_t qf[Tile::kQInRegs ? kD / 16 : 1][4];
+  // Dropout: element (b, h, i, j) uses Philox counter offset + ((b Hq + h) Sq + i) Skv + j.
+  const int64_t drop_threshold = p.dropout_p > 0.0 ? dropout_threshold(p.dropout_p) : 0;
+  const uint64_t drop_row0 = p.offset + (uint64_t(b) * p.heads_q + h) * uint64_t(Sq) * uint64_t(Skv);
+  const float keep_scale = p.dropout_p > 0.0 ? float(1.0 / (1.0 - p.dropout_p)) : 1.f;
   const uint16_t* q_frag_row = sQ + (warp * 16 + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
 
   for (int nb = 0; nb < n_blocks; ++nb) {
@@ -174,6 +183,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
 
     // Online softmax, per row (a row's 16 values live in the 4 lanes of a quad).
     for (int r = 0; r < 2; ++r) {
+      const int row = row_base + 8 * r;
       float mx = row_max[r];
       for (int j = 0; j < kNT; ++j) mx = fmaxf(mx, fmaxf(S[j][2 * r], S[j][2 * r + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
@@ -186,6 +196,9 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
         for (int e = 2 * r; e < 2 * r + 2; ++e) {
           S[j][e] = exp2f(S[j][e] - base);
           sum += S[j][e];
+          if (drop_threshold > 0 &&
+              !dropout_keep(p.seed, drop_row0 + uint64_t(row) * Skv + (n0 + 8 * j + 2 * t + (e & 1)), drop_threshold))
+            S[j][e] = 0.f;
         }
       row_sum[r] = row_sum[r] * alpha + sum;  // per-lane partial; the quad is reduced at the end
       for (int i = 0; i < kDT; ++i) {
@@ -219,7 +232,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     const int row = row_base + 8 * r;
     if (row >= Sq) continue;
-    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float inv = l > 0.f ? keep_scale / l : 0.f;
     uint16_t* o = static_cast<uint16_t*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + row * p.o_stride[2];
     for (int i = 0; i < kDT; ++i) {
       const int col = 8 * i + 2 * t;
