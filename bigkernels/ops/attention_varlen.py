@@ -217,3 +217,6 @@ def attention_decode(q, k_cache, v_cache, cache_seqlens, *, k_new=None, v_new=No
     dtype = _checks.common_dtype((q, k_cache, v_cache), ("q", "k_cache", "v_cache"))
     return dispatch("attention_decode", q.device.type, q.to(dtype), k_cache.to(dtype), v_cache.to(dtype),
                     used.contiguous(), _scale(scale, d))
+
+
+from . import attention_varlen_cuda as _attention_varlen_cuda  # noqa: E402,F401  (the cuda and cuda_sim backends)

@@ -32,7 +32,7 @@ inline at::Tensor tensor_core_operand(const at::Tensor& t) {
 
 // Params of the forward with o and lse allocated (o contiguous, q's dtype).
 struct AttentionForwardArgs {
-  at::Tensor q, k, v, o, lse;
+  at::Tensor q, k, v, o, lse, seqused;  // seqused: decode only
   std::optional<at::Tensor> mask;
   AttentionParams p;
 };
@@ -114,6 +114,119 @@ inline AttentionBackwardArgs make_attention_backward(const at::Tensor& grad_out,
   set_strides(a.p.dk_stride, a.dk);
   a.p.dv = a.dv.data_ptr();
   set_strides(a.p.dv_stride, a.dv);
+  return a;
+}
+
+// ---- varlen: packed (total, H, D) operands, sequences from cu_seqlens ----
+
+inline at::Tensor packed_operand(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 3, "bigkernels: ", name, " must be 3-D (total, H, D)");
+  const bool ok = t.stride(2) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  return ok || t.numel() == 0 ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+// Row b of a sequence comes from cu_seqlens: batch stride 0.
+inline void set_packed_strides(int64_t* dst, const at::Tensor& t) {
+  dst[0] = 0;
+  dst[1] = t.stride(1);
+  dst[2] = t.stride(0);
+}
+
+struct VarlenArgs {
+  at::Tensor q, k, v, cu_q, cu_k, o, lse, g, dlse, dq, dk, dv, dq_accum, lse_log2, delta;
+  AttentionParams p;
+};
+
+inline VarlenArgs make_varlen(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                              const at::Tensor& cu_q, const at::Tensor& cu_k, int64_t max_q, int64_t max_k,
+                              bool causal, double scale) {
+  TORCH_CHECK(q_in.dim() == 3 && k_in.dim() == 3 && v_in.dim() == 3, "bigkernels: varlen q, k, v must be 3-D");
+  check_tensor_core_dtypes(q_in.unsqueeze(0), k_in.unsqueeze(0), v_in.unsqueeze(0));
+  TORCH_CHECK(cu_q.scalar_type() == at::kLong && cu_k.scalar_type() == at::kLong && cu_q.dim() == 1 &&
+                  cu_q.numel() == cu_k.numel() && cu_q.numel() >= 2,
+              "bigkernels: cu_seqlens_q/k must be int64 (batch + 1,)");
+  TORCH_CHECK(k_in.sizes() == v_in.sizes() && q_in.size(2) == k_in.size(2) && k_in.size(1) > 0 &&
+                  q_in.size(1) % k_in.size(1) == 0,
+              "bigkernels: varlen q/k/v shapes do not match");
+  VarlenArgs a;
+  a.q = packed_operand(q_in, "q");
+  a.k = packed_operand(k_in, "k");
+  a.v = packed_operand(v_in, "v");
+  a.cu_q = cu_q.contiguous();
+  a.cu_k = cu_k.contiguous();
+  AttentionParams& p = a.p;
+  p.q = a.q.data_ptr();
+  p.k = a.k.data_ptr();
+  p.v = a.v.data_ptr();
+  set_packed_strides(p.q_stride, a.q);
+  set_packed_strides(p.k_stride, a.k);
+  set_packed_strides(p.v_stride, a.v);
+  p.batch = a.cu_q.numel() - 1;
+  p.heads_q = a.q.size(1);
+  p.heads_kv = a.k.size(1);
+  p.seqlen_q = max_q;
+  p.seqlen_kv = max_k;
+  p.head_dim = a.q.size(2);
+  p.total_q = a.q.size(0);
+  p.cu_seqlens_q = a.cu_q.data_ptr<int64_t>();
+  p.cu_seqlens_k = a.cu_k.data_ptr<int64_t>();
+  p.causal = causal;
+  p.scale = scale;
+  a.o = at::empty(a.q.sizes(), a.q.options());
+  a.lse = at::empty({a.q.size(1), a.q.size(0)}, a.q.options().dtype(at::kFloat));
+  p.o = a.o.data_ptr();
+  set_packed_strides(p.o_stride, a.o);
+  p.lse = a.lse.data_ptr();
+  return a;
+}
+
+// The backward's extra operands and outputs, on top of make_varlen's (whose o/lse are replaced).
+inline void add_varlen_backward(VarlenArgs& a, const at::Tensor& grad_out, const std::optional<at::Tensor>& grad_lse,
+                                const at::Tensor& out, const at::Tensor& lse) {
+  const auto dtype = a.q.scalar_type();
+  TORCH_CHECK(out.sizes() == a.q.sizes() && grad_out.sizes() == a.q.sizes(),
+              "bigkernels: out and grad_out must have q's shape");
+  TORCH_CHECK(lse.dim() == 2 && lse.size(0) == a.q.size(1) && lse.size(1) == a.q.size(0),
+              "bigkernels: lse must be (Hq, total_q)");
+  a.o = packed_operand(out.to(dtype), "out");
+  a.g = packed_operand(grad_out.to(dtype), "grad_out");
+  a.lse = lse.to(at::kFloat).contiguous();
+  AttentionParams& p = a.p;
+  p.o = a.o.data_ptr();
+  set_packed_strides(p.o_stride, a.o);
+  p.dout = a.g.data_ptr();
+  set_packed_strides(p.do_stride, a.g);
+  p.lse = a.lse.data_ptr();
+  if (grad_lse.has_value()) {
+    TORCH_CHECK(grad_lse->sizes() == lse.sizes(), "bigkernels: grad_lse must match lse's shape");
+    a.dlse = grad_lse->to(at::kFloat).contiguous();
+    p.dlse = a.dlse.data_ptr();
+  }
+  a.dq = at::empty(a.q.sizes(), a.q.options());
+  a.dk = at::empty(a.k.sizes(), a.k.options());
+  a.dv = at::empty(a.v.sizes(), a.v.options());
+  set_packed_strides(p.dq_stride, a.dq);
+  set_packed_strides(p.dk_stride, a.dk);
+  set_packed_strides(p.dv_stride, a.dv);
+  p.dq = a.dq.data_ptr();
+  p.dk = a.dk.data_ptr();
+  p.dv = a.dv.data_ptr();
+  const auto f32 = a.q.options().dtype(at::kFloat);
+  a.dq_accum = at::empty({a.q.size(1), a.q.size(0), a.q.size(2)}, f32);
+  a.lse_log2 = at::empty(a.lse.sizes(), f32);
+  a.delta = at::empty(a.lse.sizes(), f32);
+}
+
+// ---- decode: q (B, Hq, Sq, D) against the first seqused_k[b] keys of the caches ----
+
+inline AttentionForwardArgs make_decode(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                                        const at::Tensor& seqused_k, double scale) {
+  TORCH_CHECK(seqused_k.scalar_type() == at::kLong && seqused_k.dim() == 1 && seqused_k.numel() == q.size(0),
+              "bigkernels: seqused_k must be int64 (B,)");
+  auto a = make_attention_forward(q, k_cache, v_cache, std::nullopt, /*causal=*/true, scale, 0.0, 0, 0);
+  a.seqused = seqused_k.contiguous();
+  a.p.seqused_k = a.seqused.data_ptr<int64_t>();
   return a;
 }
 

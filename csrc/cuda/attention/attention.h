@@ -14,7 +14,9 @@ namespace bk {
 namespace cuda {
 
 // o (q's shape, o_stride, input dtype) and lse (B, Hq, Sq) float32, natural
-// log; rows that see no key get o = 0 and lse = -inf. Masks: bool bytes or
+// log; rows that see no key get o = 0 and lse = -inf. Varlen (cu_seqlens_q/k
+// set; batch strides 0, seqlen_q/kv the longest, lse (Hq, total_q)) and
+// decode (seqused_k, causal) are served by the same kernels. Masks: bool bytes or
 // float32 additive, read through mask_stride. Dropout: Philox keep decisions
 // of common/attention_philox.h, as every backend.
 cudaError_t attention_forward(const AttentionParams& p, bool bf16, cudaStream_t stream);

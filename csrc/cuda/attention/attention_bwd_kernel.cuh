@@ -40,11 +40,13 @@ struct BwdTile {
 template <typename T>
 __global__ void __launch_bounds__(128) attention_bwd_preprocess_kernel(const AttentionParams p,
                                                                         const AttentionBwdWorkspace ws) {
-  const int64_t rows = p.batch * p.heads_q * p.seqlen_q;
+  // Row arrays are (B, Hq, Sq), or (Hq, total_q) for varlen: the same walk with B = 1, Sq = total_q.
+  const int64_t batch = p.cu_seqlens_q ? 1 : p.batch, sq = p.cu_seqlens_q ? p.total_q : p.seqlen_q;
+  const int64_t rows = batch * p.heads_q * sq;
   const int64_t row = int64_t(blockIdx.x) * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // whole warps leave together
-  const int64_t i = row % p.seqlen_q, bh = row / p.seqlen_q, h = bh % p.heads_q, b = bh / p.heads_q;
+  const int64_t i = row % sq, bh = row / sq, h = bh % p.heads_q, b = bh / p.heads_q;
   const T* o = static_cast<const T*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
   const T* dout = static_cast<const T*>(p.dout) + b * p.do_stride[0] + h * p.do_stride[1] + i * p.do_stride[2];
   float* dq_acc = ws.dq_accum + row * p.head_dim;
@@ -64,9 +66,10 @@ __global__ void __launch_bounds__(128) attention_bwd_preprocess_kernel(const Att
 template <typename T>
 __global__ void __launch_bounds__(256) attention_bwd_convert_dq_kernel(const AttentionParams p,
                                                                         const AttentionBwdWorkspace ws) {
-  const int64_t n = p.batch * p.heads_q * p.seqlen_q * p.head_dim;
+  const int64_t batch = p.cu_seqlens_q ? 1 : p.batch, sq = p.cu_seqlens_q ? p.total_q : p.seqlen_q;
+  const int64_t n = batch * p.heads_q * sq * p.head_dim;
   for (int64_t e = dev::global_thread_index(); e < n; e += dev::global_thread_count()) {
-    const int64_t d = e % p.head_dim, row = e / p.head_dim, i = row % p.seqlen_q, bh = row / p.seqlen_q;
+    const int64_t d = e % p.head_dim, row = e / p.head_dim, i = row % sq, bh = row / sq;
     const int64_t h = bh % p.heads_q, b = bh / p.heads_q;
     static_cast<T*>(p.dq)[b * p.dq_stride[0] + h * p.dq_stride[1] + i * p.dq_stride[2] + d] =
         dev::from_float<T>(ws.dq_accum[e]);
@@ -90,7 +93,9 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
 
   const int n0 = blockIdx.x * kBlockN, hk = blockIdx.y, b = blockIdx.z;
   const int group = int(p.heads_q / p.heads_kv);
-  const int Sq = int(p.seqlen_q), Skv = int(p.seqlen_kv), D = int(p.head_dim), diag = Skv - Sq;
+  const SeqView sv = seq_view(p, b);
+  const int Sq = sv.sq, Skv = sv.skv, D = int(p.head_dim), diag = Skv - Sq;
+  if (n0 >= Skv) return;  // varlen: the grid covers the longest sequence
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int wk = warp % 4, d0 = (warp / 4) * kDW;  // this warp's 16 keys and head-dim columns
   const float scale = float(p.scale), scale_log2 = scale * kLog2e;
@@ -103,20 +108,23 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
   const int m_blocks = m_first < Sq ? (Sq - m_first + kBlockM - 1) / kBlockM : 0;
   const int steps = group * m_blocks;
 
-  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1] + n0 * p.k_stride[2];
-  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1] + n0 * p.v_stride[2];
+  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1] +
+                      (sv.k_row0 + n0) * p.k_stride[2];
+  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1] +
+                      (sv.k_row0 + n0) * p.v_stride[2];
   load_tile<kBlockN, kD, kThreads>(sK, k, p.k_stride[2], Skv - n0, D);
   load_tile<kBlockN, kD, kThreads>(sV, v, p.v_stride[2], Skv - n0, D);
 
   // One step: query head h = hk * group + step / m_blocks, rows m0...
   auto load_step = [&](int step, int s) {
     const int h = hk * group + step / m_blocks, m0 = m_first + (step % m_blocks) * kBlockM;
-    const uint16_t* q = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1] + m0 * p.q_stride[2];
+    const int64_t r0 = sv.q_row0 + m0;
+    const uint16_t* q = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1] + r0 * p.q_stride[2];
     const uint16_t* dout =
-        static_cast<const uint16_t*>(p.dout) + b * p.do_stride[0] + h * p.do_stride[1] + m0 * p.do_stride[2];
+        static_cast<const uint16_t*>(p.dout) + b * p.do_stride[0] + h * p.do_stride[1] + r0 * p.do_stride[2];
     load_tile<kBlockM, kD, kThreads>(sQ + s * kBlockM * kStride, q, p.q_stride[2], Sq - m0, D);
     load_tile<kBlockM, kD, kThreads>(sdO + s * kBlockM * kStride, dout, p.do_stride[2], Sq - m0, D);
-    const int64_t row0 = (int64_t(b) * p.heads_q + h) * Sq + m0;
+    const int64_t row0 = row_index(p, b, h, sv, m0);
     for (int r = threadIdx.x; r < kBlockM; r += kThreads) {
       const bool valid = m0 + r < Sq;
       dev::cp_async_4(sLse + s * kBlockM + r, ws.lse_log2 + (valid ? row0 + r : 0), valid);
@@ -245,7 +253,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
       for (int e = 0; e < 8; ++e) {
         const int row = m0 + 16 * qg + g + 8 * ((e & 3) >> 1), col = 16 * dc + 8 * (e >> 2) + 2 * t + (e & 1);
         if (row < Sq && col < D)
-          atomicAdd(ws.dq_accum + ((int64_t(b) * p.heads_q + h) * Sq + row) * D + col, acc[e >> 2][e & 3]);
+          atomicAdd(ws.dq_accum + row_index(p, b, h, sv, row) * D + col, acc[e >> 2][e & 3]);
       }
     }
     __syncthreads();  // sdS and this stage are overwritten next step
@@ -256,8 +264,9 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
   for (int r = 0; r < 2; ++r) {
     const int key = n0 + 16 * wk + g + 8 * r;
     if (key >= Skv) continue;
-    uint16_t* dk = static_cast<uint16_t*>(p.dk) + b * p.dk_stride[0] + hk * p.dk_stride[1] + key * p.dk_stride[2];
-    uint16_t* dv = static_cast<uint16_t*>(p.dv) + b * p.dv_stride[0] + hk * p.dv_stride[1] + key * p.dv_stride[2];
+    const int64_t kr = sv.k_row0 + key;
+    uint16_t* dk = static_cast<uint16_t*>(p.dk) + b * p.dk_stride[0] + hk * p.dk_stride[1] + kr * p.dk_stride[2];
+    uint16_t* dv = static_cast<uint16_t*>(p.dv) + b * p.dv_stride[0] + hk * p.dv_stride[1] + kr * p.dv_stride[2];
     for (int i = 0; i < kDW / 8; ++i) {
       const int col = d0 + 8 * i + 2 * t;
       if (col >= D) continue;
@@ -270,7 +279,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
 template <typename T, int kD>
 cudaError_t launch_attention_bwd(const AttentionParams& p, const AttentionBwdWorkspace& ws, cudaStream_t stream) {
   using Tile = BwdTile<kD>;
-  const int64_t rows = p.batch * p.heads_q * p.seqlen_q;
+  const int64_t rows = (p.cu_seqlens_q ? p.total_q : p.batch * p.seqlen_q) * p.heads_q;
   cudaError_t err = BK_LAUNCH((attention_bwd_preprocess_kernel<T>), dim3(unsigned((rows + 3) / 4)), dim3(128), 0,
                               stream, p, ws);
   if (err != cudaSuccess) return err;

@@ -11,7 +11,10 @@ const char* attention_forward_unsupported(const AttentionParams& p) {
   if (p.head_dim <= 0 || p.head_dim > 256 || p.head_dim % 8 != 0)
     return "the cuda attention kernels take head dims that are multiples of 8, up to 256";
   if (p.dropout_p < 0.0 || p.dropout_p >= 1.0) return "dropout_p must be in [0, 1)";
-  if (p.cu_seqlens_q || p.cu_seqlens_k || p.seqused_k) return "varlen/decode is not implemented in the cuda kernels";
+  if ((p.cu_seqlens_q || p.seqused_k) && (p.mask_kind != AttnMask::None || p.dropout_p > 0.0))
+    return "varlen and decode take no mask and no dropout";
+  if (bool(p.cu_seqlens_q) != bool(p.cu_seqlens_k)) return "varlen needs cu_seqlens_q and cu_seqlens_k";
+  if (p.seqused_k && !p.causal) return "decode is causal (bottom-right)";
   if (p.heads_kv <= 0 || p.heads_q % p.heads_kv != 0) return "Hq must be a multiple of Hkv";
   if (p.heads_q > 65535 || p.batch > 65535) return "batch and heads must be at most 65535 (grid limits)";
   if (p.seqlen_q >= (int64_t(1) << 31) - 128 || p.seqlen_kv >= (int64_t(1) << 31) - 128)
@@ -27,7 +30,7 @@ const char* attention_forward_unsupported(const AttentionParams& p) {
 
 cudaError_t attention_forward(const AttentionParams& p, bool bf16, cudaStream_t stream) {
   if (attention_forward_unsupported(p)) return cudaErrorInvalidValue;
-  if (p.batch == 0 || p.heads_q == 0 || p.seqlen_q == 0) return cudaSuccess;
+  if (p.batch == 0 || p.heads_q == 0 || p.seqlen_q == 0) return cudaSuccess;  // varlen: seqlen_q = longest
   const int64_t d = p.head_dim;
 #define BK_CASE(KD)                                                                         \
   if (d <= KD)                                                                              \

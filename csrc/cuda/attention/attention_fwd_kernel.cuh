@@ -51,6 +51,28 @@ BK_DEVICE uint32_t pack2(float lo, float hi) {
   return u;
 }
 
+// One sequence's view of the batch: dense (every sequence Sq x Skv), varlen
+// (packed rows, per-sequence lengths from cu_seqlens; lse and the backward's
+// row scratch laid out (Hq, total_q)) or decode (seqused_k keys of a cache).
+struct SeqView {
+  int sq, skv;
+  int64_t q_row0, k_row0;  // first packed row (varlen), else 0
+};
+
+BK_DEVICE SeqView seq_view(const AttentionParams& p, int b) {
+  if (p.cu_seqlens_q)
+    return {int(p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b]), int(p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b]),
+            p.cu_seqlens_q[b], p.cu_seqlens_k[b]};
+  if (p.seqused_k) return {int(p.seqlen_q), int(p.seqused_k[b]), 0, 0};
+  return {int(p.seqlen_q), int(p.seqlen_kv), 0, 0};
+}
+
+// Index of query row i of (b, h) in lse-shaped (row) arrays.
+BK_DEVICE int64_t row_index(const AttentionParams& p, int b, int h, const SeqView& sv, int i) {
+  if (p.cu_seqlens_q) return h * p.total_q + sv.q_row0 + i;
+  return (int64_t(b) * p.heads_q + h) * sv.sq + i;
+}
+
 template <typename T>
 BK_DEVICE void mma16816(float* d, const uint32_t* a, const uint32_t* b) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) dev::mma_m16n8k16_bf16f32(d, a, b, d);
@@ -82,11 +104,16 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
 
   const int m0 = blockIdx.x * kBlockM, h = blockIdx.y, b = blockIdx.z;
   const int hk = h / int(p.heads_q / p.heads_kv);
-  const int Sq = int(p.seqlen_q), Skv = int(p.seqlen_kv), D = int(p.head_dim);
+  const SeqView sv = seq_view(p, b);
+  const int Sq = sv.sq, Skv = sv.skv, D = int(p.head_dim);
+  if (m0 >= Sq) return;  // varlen: the grid covers the longest sequence
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const uint16_t* q = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1] + m0 * p.q_stride[2];
-  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1];
-  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1];
+  const uint16_t* q = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1] +
+                      (sv.q_row0 + m0) * p.q_stride[2];
+  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1] +
+                      sv.k_row0 * p.k_stride[2];
+  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1] +
+                      sv.k_row0 * p.v_stride[2];
 
   // Causal (bottom-right): query i sees keys j <= i + Skv - Sq; the block's
   // last row bounds the keys it needs. n_blocks == 0: every row sees nothing.
@@ -233,13 +260,14 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     const int row = row_base + 8 * r;
     if (row >= Sq) continue;
     const float inv = l > 0.f ? keep_scale / l : 0.f;
-    uint16_t* o = static_cast<uint16_t*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + row * p.o_stride[2];
+    uint16_t* o = static_cast<uint16_t*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] +
+                  (sv.q_row0 + row) * p.o_stride[2];
     for (int i = 0; i < kDT; ++i) {
       const int col = 8 * i + 2 * t;
       if (col < D) *reinterpret_cast<uint32_t*>(o + col) = pack2<T>(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
     }
     if (t == 0) {
-      float* lse = static_cast<float*>(p.lse) + (int64_t(b) * p.heads_q + h) * Sq + row;
+      float* lse = static_cast<float*>(p.lse) + row_index(p, b, h, sv, row);
       *lse = l > 0.f ? (row_max[r] + log2f(l)) * kLn2 : -INFINITY;
     }
   }

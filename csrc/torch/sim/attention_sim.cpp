@@ -7,21 +7,13 @@
 
 #include "cuda/attention/attention.h"
 #include "torch/attention_cuda_params.h"
+#include "torch/sim/attention_span.h"
 #include "torch/sim/guarded.h"
 
 namespace {
 
 using bk::simglue::Guarded;
-
-// A 1-D view over the elements t's strides can reach, from t's first element.
-at::Tensor span_of(const at::Tensor& t) {
-  int64_t span = 1;
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    TORCH_CHECK(t.stride(d) >= 0, "bigkernels cuda_sim: negative strides are not supported");
-    span += (t.size(d) - 1) * t.stride(d);
-  }
-  return t.numel() == 0 ? t.reshape({0}) : t.as_strided({span}, {1});
-}
+using bk::simglue::span_of;
 
 std::tuple<at::Tensor, at::Tensor> attention_sim(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                  const std::optional<at::Tensor>& mask, bool causal, double scale,
