@@ -135,7 +135,9 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
   dev::cp_async_commit();
 
   float dK[kDW / 8][4], dV[kDW / 8][4];
+  #pragma unroll
   for (int i = 0; i < kDW / 8; ++i)
+    #pragma unroll
     for (int e = 0; e < 4; ++e) dK[i][e] = dV[i][e] = 0.f;
   const uint16_t* k_frag_row = sK + (16 * wk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
   const uint16_t* v_frag_row = sV + (16 * wk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
@@ -159,12 +161,16 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
 
     // S^T = K Q^T and dP^T = V dO^T: this warp's 16 keys x kBlockM queries.
     float S[kMT][4], dP[kMT][4];
+    #pragma unroll
     for (int j = 0; j < kMT; ++j)
+      #pragma unroll
       for (int e = 0; e < 4; ++e) S[j][e] = dP[j][e] = 0.f;
+    #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       uint32_t ak[4], av[4];
       dev::ldmatrix_x4(ak[0], ak[1], ak[2], ak[3], k_frag_row + 16 * kk);
       dev::ldmatrix_x4(av[0], av[1], av[2], av[3], v_frag_row + 16 * kk);
+      #pragma unroll
       for (int j = 0; j < kMT / 2; ++j) {
         const int off = (16 * j + (lane % 8) + 8 * (lane / 16)) * kStride + 16 * kk + 8 * ((lane / 8) & 1);
         uint32_t bq[4], bo[4];
@@ -180,7 +186,9 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
     // P^T = exp2(scaled scores - lse2), 0 where masked; dS^T = P^T (dP^T - delta) scale.
     const bool edge = n0 + kBlockN > Skv || m0 + kBlockM > Sq ||
                       (p.causal && n0 + kBlockN - 1 > m0 + diag) || p.mask_kind != AttnMask::None;
+    #pragma unroll
     for (int j = 0; j < kMT; ++j)
+      #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = n0 + 16 * wk + g + 8 * (e >> 1), qc = 8 * j + 2 * t + (e & 1), row = m0 + qc;
         float x = S[j][e] * scale_log2;
@@ -207,6 +215,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
 
     // dV += P^T dO and dK += dS^T Q: the accumulator layouts are A fragments;
     // dO and Q ([query][d], k = query) through ldmatrix.trans.
+    #pragma unroll
     for (int kk = 0; kk < kBlockM / 16; ++kk) {
       const uint32_t ap[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
                               pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
@@ -215,6 +224,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
                               pack2<T>(dP[2 * kk + 1][0], dP[2 * kk + 1][1]),
                               pack2<T>(dP[2 * kk + 1][2], dP[2 * kk + 1][3])};
       const int off = (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + d0 + 8 * (lane / 16);
+      #pragma unroll
       for (int i = 0; i < kDW / 16; ++i) {
         uint32_t bo[4], bq[4];
         dev::ldmatrix_x4_trans(bo[0], bo[1], bo[2], bo[3], sdOs + off + 16 * i);
@@ -225,6 +235,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
         mma16816<T>(dK[2 * i + 1], as, bq + 2);
       }
       if (d0 == 0) {  // one warp per key group publishes dS^T for the dQ product
+        #pragma unroll
         for (int r = 0; r < 2; ++r) {
           uint16_t* row = sdS + (16 * wk + g + 8 * r) * kDsStride + 16 * kk + 2 * t;
           *reinterpret_cast<uint32_t*>(row) = as[r];
@@ -239,6 +250,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
     for (int unit = warp; unit < (kBlockM / 16) * (kD / 16); unit += kThreads / 32) {
       const int qg = unit / (kD / 16), dc = unit % (kD / 16);
       float acc[2][4] = {};
+      #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk) {
         uint32_t a[4], bk[4];
         dev::ldmatrix_x4_trans(a[0], a[1], a[2], a[3],
@@ -250,6 +262,7 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
         mma16816<T>(acc[0], a, bk);
         mma16816<T>(acc[1], a, bk + 2);
       }
+      #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const int row = m0 + 16 * qg + g + 8 * ((e & 3) >> 1), col = 16 * dc + 8 * (e >> 2) + 2 * t + (e & 1);
         if (row < Sq && col < D)
@@ -261,12 +274,14 @@ __global__ void __launch_bounds__(BwdTile<kD>::kThreads) attention_bwd_kernel(co
   dev::cp_async_wait<0>();
 
   // dK and dV (already scaled: dS carries the scale) in k's dtype.
+  #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int key = n0 + 16 * wk + g + 8 * r;
     if (key >= Skv) continue;
     const int64_t kr = sv.k_row0 + key;
     uint16_t* dk = static_cast<uint16_t*>(p.dk) + b * p.dk_stride[0] + hk * p.dk_stride[1] + kr * p.dk_stride[2];
     uint16_t* dv = static_cast<uint16_t*>(p.dv) + b * p.dv_stride[0] + hk * p.dv_stride[1] + kr * p.dv_stride[2];
+    #pragma unroll
     for (int i = 0; i < kDW / 8; ++i) {
       const int col = d0 + 8 * i + 2 * t;
       if (col >= D) continue;

@@ -139,7 +139,9 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
   }
 
   float acc[kDT][4];
+  #pragma unroll
   for (int i = 0; i < kDT; ++i)
+    #pragma unroll
     for (int e = 0; e < 4; ++e) acc[i][e] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   uint32_t qf[Tile::kQInRegs ? kD / 16 : 1][4];
@@ -163,6 +165,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     __syncthreads();
     if constexpr (Tile::kQInRegs) {
       if (nb == 0)
+        #pragma unroll
         for (int kk = 0; kk < kD / 16; ++kk)
           dev::ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], q_frag_row + 16 * kk);
     }
@@ -171,15 +174,20 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
 
     // S = Q K^T: this warp's 16 rows x kBlockN keys.
     float S[kNT][4];
+    #pragma unroll
     for (int j = 0; j < kNT; ++j)
+      #pragma unroll
       for (int e = 0; e < 4; ++e) S[j][e] = 0.f;
+    #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       uint32_t a[4];
       if constexpr (Tile::kQInRegs) {
+        #pragma unroll
         for (int e = 0; e < 4; ++e) a[e] = qf[kk][e];
       } else {
         dev::ldmatrix_x4(a[0], a[1], a[2], a[3], q_frag_row + 16 * kk);
       }
+      #pragma unroll
       for (int j = 0; j < kNT / 2; ++j) {
         uint32_t bk[4];
         dev::ldmatrix_x4(bk[0], bk[1], bk[2], bk[3],
@@ -192,7 +200,9 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     // Scale into base 2, then the masks: keys past Skv, causal, bool, additive.
     const bool edge = n0 + kBlockN > Skv || (p.causal && n0 + kBlockN - 1 > m0 + diag) ||
                       p.mask_kind != AttnMask::None;
+    #pragma unroll
     for (int j = 0; j < kNT; ++j)
+      #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float x = S[j][e] * scale_log2;
         if (edge) {
@@ -209,9 +219,11 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
       }
 
     // Online softmax, per row (a row's 16 values live in the 4 lanes of a quad).
+    #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = row_base + 8 * r;
       float mx = row_max[r];
+      #pragma unroll
       for (int j = 0; j < kNT; ++j) mx = fmaxf(mx, fmaxf(S[j][2 * r], S[j][2 * r + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
@@ -219,7 +231,9 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
       const float alpha = exp2f(row_max[r] - base);
       row_max[r] = mx;
       float sum = 0.f;
+      #pragma unroll
       for (int j = 0; j < kNT; ++j)
+        #pragma unroll
         for (int e = 2 * r; e < 2 * r + 2; ++e) {
           S[j][e] = exp2f(S[j][e] - base);
           sum += S[j][e];
@@ -228,6 +242,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
             S[j][e] = 0.f;
         }
       row_sum[r] = row_sum[r] * alpha + sum;  // per-lane partial; the quad is reduced at the end
+      #pragma unroll
       for (int i = 0; i < kDT; ++i) {
         acc[i][2 * r] *= alpha;
         acc[i][2 * r + 1] *= alpha;
@@ -236,11 +251,13 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
 
     // O += P V: P's accumulator layout is the A fragment of the next mma
     // (keys 16kk..16kk+15 = S tiles 2kk, 2kk+1); V through ldmatrix.trans.
+    #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
                              pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
                              pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
       const uint16_t* v_row = sVs + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
+      #pragma unroll
       for (int i = 0; i < kD / 16; ++i) {
         uint32_t bv[4];
         dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
@@ -253,6 +270,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
   dev::cp_async_wait<0>();
 
   // Epilogue: O / l, lse = ln(sum exp(scaled scores)) = (max2 + log2 l) ln 2.
+  #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float l = row_sum[r];
     l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -262,6 +280,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
     const float inv = l > 0.f ? keep_scale / l : 0.f;
     uint16_t* o = static_cast<uint16_t*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] +
                   (sv.q_row0 + row) * p.o_stride[2];
+    #pragma unroll
     for (int i = 0; i < kDT; ++i) {
       const int col = 8 * i + 2 * t;
       if (col < D) *reinterpret_cast<uint32_t*>(o + col) = pack2<T>(acc[i][2 * r] * inv, acc[i][2 * r + 1] * inv);
