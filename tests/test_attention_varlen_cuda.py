@@ -84,14 +84,20 @@ def test_varlen_schedules_agree():
     assert_schedule_invariant(fwd)
 
 
-@pytest.mark.parametrize("dtype,d,hq,hkv,n", [(F16, 64, 8, 1, 1), (BF16, 128, 4, 4, 3), (F16, 80, 8, 2, 1)],
-                         ids=str)
-def test_decode_appends_in_place_and_matches_reference(dtype, d, hq, hkv, n):
+# (dtype, d, hq, hkv, new tokens, cache length, key ranges the split-KV kernel uses)
+DECODE_CASES = [(F16, 64, 8, 1, 1, 200, 4), (BF16, 128, 4, 4, 3, 200, 4), (F16, 80, 8, 2, 1, 60, 1),
+                (BF16, 256, 16, 2, 2, 700, 11), (F16, 40, 8, 8, 1, 130, 3)]
+
+
+@pytest.mark.parametrize("dtype,d,hq,hkv,n,s_max,splits", DECODE_CASES, ids=str)
+def test_decode_appends_in_place_and_matches_reference(dtype, d, hq, hkv, n, s_max, splits):
+    """Split-KV decode (flash-decoding) with the GQA group packed in the tile;
+    a sequence whose cache is empty, one shorter than a split, one long."""
     ensure_backend("cuda_sim")
     gen = torch.Generator().manual_seed(1)
-    b, s_max = 3, 200
+    b = 3
     k_cache, v_cache = (torch.randn(b, hkv, s_max, d, generator=gen, dtype=F64) for _ in range(2))
-    lens = torch.tensor([3, 0, 150], dtype=torch.int32)
+    lens = torch.tensor([3, 0, s_max - n - 7], dtype=torch.int32)
     q = torch.randn(b, hq, n, d, generator=gen, dtype=F64)
     k_new, v_new = (torch.randn(b, hkv, n, d, generator=gen, dtype=F64) for _ in range(2))
     outs = {}
@@ -100,8 +106,25 @@ def test_decode_appends_in_place_and_matches_reference(dtype, d, hq, hkv, n):
         with torch.no_grad(), bigkernels.use_backend(backend):
             outs[backend] = attention_decode(q.to(t), kc, vc, lens, k_new=k_new.to(t), v_new=v_new.to(t))
         if backend == "cuda_sim":
+            assert torch.ops.bigkernels_sim.attention_decode_last_splits() == splits
             for i, length in enumerate(lens.tolist()):
                 assert torch.equal(kc[i, :, length:length + n], k_new[i].to(t))
                 assert torch.equal(vc[i, :, length:length + n], v_new[i].to(t))
                 assert torch.equal(kc[i, :, :length], k_cache[i, :, :length].to(t))
     assert_close(outs["cuda_sim"], outs["reference"], outs["torch"], name="out")
+
+
+def test_decode_schedules_agree():
+    from tests.sim.schedules import assert_schedule_invariant
+
+    ensure_backend("cuda_sim")
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 8, 1, 64, generator=gen).half()
+    kc, vc = (torch.randn(2, 2, 300, 64, generator=gen).half() for _ in range(2))
+    lens = torch.tensor([300, 17])
+
+    def fwd():
+        with torch.no_grad(), bigkernels.use_backend("cuda_sim"):
+            return attention_decode(q, kc, vc, lens)
+
+    assert_schedule_invariant(fwd)

@@ -1,6 +1,6 @@
 // CUDA dispatch-key implementations of the packed-sequence (varlen) and
 // KV-cache (decode) attention ops (schemas: bigkernels/ops/attention_varlen.py):
-// the kernels of csrc/cuda/attention with per-sequence lengths in the params.
+// the dense kernels with per-sequence lengths, and the split-KV decode kernel.
 // Compiled only where torch has CUDA: a device guard and the current stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -50,9 +50,17 @@ at::Tensor attention_decode_cuda(const at::Tensor& q, const at::Tensor& k_cache,
                                  const at::Tensor& seqused_k, double scale) {
   c10::cuda::CUDAGuard guard(q.device());
   auto a = bk::glue::make_decode(q, k_cache, v_cache, seqused_k, scale);
-  const char* why = bk::cuda::attention_forward_unsupported(a.p);
+  const char* why = bk::cuda::attention_decode_unsupported(a.p);
   TORCH_CHECK(why == nullptr, "bigkernels: attention_decode (cuda): ", why ? why : "");
-  check(bk::cuda::attention_forward(a.p, a.q.scalar_type() == at::kBFloat16, stream_of(q)), "attention_decode");
+  auto ws = bk::cuda::attention_decode_plan(a.p);
+  at::Tensor o_partial, lse_partial;
+  if (ws.num_splits > 1) {
+    o_partial = at::empty({ws.num_splits, a.q.size(0), a.q.size(1), a.q.size(2), a.q.size(3)}, a.lse.options());
+    lse_partial = at::empty({ws.num_splits, a.q.size(0), a.q.size(1), a.q.size(2)}, a.lse.options());
+    ws.o_partial = o_partial.data_ptr<float>();
+    ws.lse_partial = lse_partial.data_ptr<float>();
+  }
+  check(bk::cuda::attention_decode(a.p, ws, a.q.scalar_type() == at::kBFloat16, stream_of(q)), "attention_decode");
   return a.o;
 }
 

@@ -24,6 +24,25 @@ cudaError_t attention_forward(const AttentionParams& p, bool bf16, cudaStream_t 
 // Why `attention_forward` cannot serve p (nullptr when it can).
 const char* attention_forward_unsupported(const AttentionParams& p);
 
+// Split-KV decode: q (B, Hq, Sq, D) against the first seqused_k[b] keys of
+// a (B, Hkv, S_max, D) cache, causal bottom-right. The cache is split in
+// num_splits ranges of keys_per_split keys (attention_decode_plan); with
+// more than one split the caller provides fp32 scratch o_partial
+// (num_splits, B, Hq, Sq, D) and lse_partial (num_splits, B, Hq, Sq).
+struct AttentionDecodeWorkspace {
+  float* o_partial = nullptr;
+  float* lse_partial = nullptr;
+  int num_splits = 1;
+  int keys_per_split = 0;
+};
+
+// The split of the keys for p (pointers left null): about two waves of
+// blocks on the current GPU (132 SMs under the emulator), >= 64 keys a split.
+AttentionDecodeWorkspace attention_decode_plan(const AttentionParams& p);
+const char* attention_decode_unsupported(const AttentionParams& p);
+cudaError_t attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws, bool bf16,
+                             cudaStream_t stream);
+
 // Scratch of the backward, fp32, allocated by the caller: dq_accum (B, Hq,
 // Sq, head_dim) contiguous (zeroed by the kernels), lse_log2 and delta
 // (B, Hq, Sq) contiguous.

@@ -13,6 +13,9 @@ namespace {
 using bk::simglue::Guarded;
 using bk::simglue::span_of;
 
+int64_t last_decode_splits = 0;  // how the last decode call split the cache (tests)
+int64_t attention_decode_last_splits_sim() { return last_decode_splits; }
+
 std::tuple<at::Tensor, at::Tensor> attention_varlen_sim(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                         const at::Tensor& cu_q, const at::Tensor& cu_k,
                                                         int64_t max_q, int64_t max_k, bool causal, double scale) {
@@ -79,11 +82,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_varlen_backward_sim(
 at::Tensor attention_decode_sim(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                                 const at::Tensor& seqused_k, double scale) {
   auto a = bk::glue::make_decode(q, k_cache, v_cache, seqused_k, scale);
-  const char* why = bk::cuda::attention_forward_unsupported(a.p);
+  const char* why = bk::cuda::attention_decode_unsupported(a.p);
   TORCH_CHECK(why == nullptr, "bigkernels: attention_decode (cuda_sim): ", why ? why : "");
+  auto ws = bk::cuda::attention_decode_plan(a.p);
+  last_decode_splits = ws.num_splits;
+  const int64_t splits = ws.num_splits;
+  at::Tensor o_partial = at::empty({splits, a.q.size(0), a.q.size(1), a.q.size(2), a.q.size(3)}, a.lse.options());
+  at::Tensor lse_partial = at::empty({splits, a.q.size(0), a.q.size(1), a.q.size(2)}, a.lse.options());
   {
     Guarded gq(span_of(a.q), Guarded::kIn), gk(span_of(a.k), Guarded::kIn), gv(span_of(a.v), Guarded::kIn);
     Guarded gu(a.seqused, Guarded::kIn), go(a.o, Guarded::kOut), gl(a.lse, Guarded::kOut);
+    Guarded gop(o_partial, Guarded::kOut), glp(lse_partial, Guarded::kOut);
     bk::AttentionParams p = a.p;
     p.q = gq.get();
     p.k = gk.get();
@@ -91,7 +100,11 @@ at::Tensor attention_decode_sim(const at::Tensor& q, const at::Tensor& k_cache, 
     p.seqused_k = static_cast<const int64_t*>(gu.get());
     p.o = go.get();
     p.lse = gl.get();
-    bk::simglue::check(bk::cuda::attention_forward(p, a.q.scalar_type() == at::kBFloat16, nullptr),
+    if (splits > 1) {
+      ws.o_partial = static_cast<float*>(gop.get());
+      ws.lse_partial = static_cast<float*>(glp.get());
+    }
+    bk::simglue::check(bk::cuda::attention_decode(p, ws, a.q.scalar_type() == at::kBFloat16, nullptr),
                        "attention_decode");
   }
   return a.o;
@@ -104,3 +117,5 @@ TORCH_LIBRARY_IMPL(bigkernels, CPU, m) {
   m.impl("attention_varlen_backward_sim", &attention_varlen_backward_sim);
   m.impl("attention_decode_sim", &attention_decode_sim);
 }
+
+TORCH_LIBRARY_FRAGMENT(bigkernels_sim, m) { m.def("attention_decode_last_splits", &attention_decode_last_splits_sim); }
