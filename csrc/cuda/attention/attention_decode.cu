@@ -7,6 +7,7 @@ namespace cuda {
 
 const char* attention_decode_unsupported(const AttentionParams& p) {
   if (!p.seqused_k || p.cu_seqlens_q) return "decode needs seqused_k (and no cu_seqlens)";
+  if (p.batch * p.heads_q * p.seqlen_q >= (int64_t(1) << 31)) return "decode takes B x Hq x Sq < 2^31 query rows";
   return attention_forward_unsupported(p);
 }
 

@@ -191,24 +191,26 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
 template <typename T>
 __global__ void __launch_bounds__(128) attention_decode_combine_kernel(const AttentionParams p,
                                                                         const AttentionDecodeWorkspace ws) {
-  const int64_t rows = p.batch * p.heads_q * p.seqlen_q;
-  const int64_t row = int64_t(blockIdx.x) * 4 + threadIdx.x / 32;
+  // 32-bit row arithmetic (the dispatcher checks B Hq Sq < 2^31): 64-bit
+  // division is a call whose ABI costs stack spills.
+  const int rows = int(p.batch * p.heads_q * p.seqlen_q), Sq = int(p.seqlen_q), Hq = int(p.heads_q);
+  const int row = blockIdx.x * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
   float lse_max = -INFINITY;
-  for (int s = 0; s < ws.num_splits; ++s) lse_max = fmaxf(lse_max, ws.lse_partial[s * rows + row]);
+  for (int s = 0; s < ws.num_splits; ++s) lse_max = fmaxf(lse_max, ws.lse_partial[int64_t(s) * rows + row]);
   float total = 0.f;
   for (int s = 0; s < ws.num_splits; ++s) {
-    const float l = ws.lse_partial[s * rows + row];
+    const float l = ws.lse_partial[int64_t(s) * rows + row];
     total += l == -INFINITY ? 0.f : expf(l - lse_max);
   }
-  const int64_t i = row % p.seqlen_q, bh = row / p.seqlen_q, h = bh % p.heads_q, b = bh / p.heads_q;
+  const int i = row % Sq, bh = row / Sq, h = bh % Hq, b = bh / Hq;
   T* o = static_cast<T*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
   for (int d = lane; d < p.head_dim; d += 32) {
     float x = 0.f;
     for (int s = 0; s < ws.num_splits; ++s) {
-      const float l = ws.lse_partial[s * rows + row];
-      if (l != -INFINITY) x += expf(l - lse_max) / total * ws.o_partial[(s * rows + row) * p.head_dim + d];
+      const float l = ws.lse_partial[int64_t(s) * rows + row];
+      if (l != -INFINITY) x += expf(l - lse_max) / total * ws.o_partial[(int64_t(s) * rows + row) * p.head_dim + d];
     }
     o[d] = dev::from_float<T>(x);
   }
