@@ -28,7 +28,8 @@ ARCHS = ("sm_80", "sm_90a")
 # Threads per block of each kernel (the cubin does not record it): used for occupancy.
 BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128, "attention_fwd_kernel": 128,
                  "attention_bwd_kernel": 128, "attention_bwd_preprocess_kernel": 128,
-                 "attention_bwd_convert_dq_kernel": 256}
+                 "attention_bwd_convert_dq_kernel": 256, "attention_decode_kernel": 128,
+                 "attention_decode_combine_kernel": 128}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
 
 
