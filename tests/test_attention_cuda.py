@@ -228,3 +228,19 @@ def test_trust_selftest_passes_under_the_emulator(dtype):
     k = torch.zeros(1, 2, 3, 80, dtype=dtype)
     assert case_for_call("attention", (q, k, k, None, True, 0.1, 0.0, 0, 0, False), {}) == dict(
         causal=True, masked=False, gqa=True, head_dim=80)
+
+
+def test_opcheck_sim_ops():
+    """Schema, fake kernels, autograd registration and AOT dispatch of the
+    emulated variants (the cuda variants share their schemas and fakes)."""
+    from bigkernels.ops._library import op
+
+    ensure_backend("cuda_sim")
+    gen = torch.Generator().manual_seed(4)
+    q = torch.randn(1, 4, 19, 64, generator=gen).half().requires_grad_()
+    k, v = (torch.randn(1, 2, 23, 64, generator=gen).half().requires_grad_() for _ in range(2))
+    mask = torch.rand(1, 1, 19, 23, generator=gen) > 0.3
+    torch.library.opcheck(op("attention_sim"), (q, k, v, mask, True, 0.125, 0.0, 0, 0))
+    cu_q, cu_k = torch.tensor([0, 7, 19]), torch.tensor([0, 11, 23])
+    qp, kp, vp = (t[0].transpose(0, 1).detach().contiguous().requires_grad_() for t in (q, k, v))
+    torch.library.opcheck(op("attention_varlen_sim"), (qp, kp, vp, cu_q, cu_k, 12, 12, True, 0.125))
