@@ -69,6 +69,17 @@ def test_varlen_empty_sequences():
             torch.testing.assert_close(ours[s].double(), r, atol=1e-2, rtol=1e-2)
 
 
+def test_varlen_without_any_key():
+    """Every key sequence empty (max_seqlen_k = 0): out 0, gradients 0 (no kernel to launch for them)."""
+    ensure_backend("cuda_sim")
+    q = torch.randn(5, 2, 64).half().requires_grad_()
+    k, v = (torch.zeros(0, 2, 64).half().requires_grad_() for _ in range(2))
+    with bigkernels.use_backend("cuda_sim"):
+        out = attention_varlen(q, k, v, _cu([2, 3]), _cu([0, 0]), 3, 0)
+    (dq,) = torch.autograd.grad(out, (q,), torch.ones_like(out))
+    assert torch.all(out == 0) and torch.all(dq == 0)
+
+
 def test_varlen_schedules_agree():
     from tests.sim.schedules import assert_schedule_invariant
 

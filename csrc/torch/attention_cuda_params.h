@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
 #include <cstdint>
@@ -58,6 +59,16 @@ inline AttentionForwardArgs make_attention_forward(const at::Tensor& q_in, const
   return a;
 }
 
+// dq, dk, dv (contiguous, q's dtype). With no query or no key at all (varlen
+// with only empty sequences) the kernels launch nothing: zeros then.
+inline void alloc_grads(at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v, const AttentionParams& p) {
+  const bool none = p.seqlen_q == 0 || p.seqlen_kv == 0;
+  dq = none ? at::zeros(q.sizes(), q.options()) : at::empty(q.sizes(), q.options());
+  dk = none ? at::zeros(k.sizes(), k.options()) : at::empty(k.sizes(), k.options());
+  dv = none ? at::zeros(v.sizes(), v.options()) : at::empty(v.sizes(), v.options());
+}
+
 // Params of the backward with dq/dk/dv (contiguous, q's dtype) and the fp32
 // scratch of bk::cuda::AttentionBwdWorkspace allocated.
 struct AttentionBackwardArgs {
@@ -96,9 +107,7 @@ inline AttentionBackwardArgs make_attention_backward(const at::Tensor& grad_out,
     a.dlse = grad_lse->to(at::kFloat).contiguous();
     a.p.dlse = a.dlse.data_ptr();
   }
-  a.dq = at::empty(a.q.sizes(), a.q.options());
-  a.dk = at::empty(a.k.sizes(), a.k.options());
-  a.dv = at::empty(a.v.sizes(), a.v.options());
+  alloc_grads(a.dq, a.dk, a.dv, a.q, a.k, a.v, a.p);
   const auto f32 = a.q.options().dtype(at::kFloat);
   a.dq_accum = at::empty(a.q.sizes(), f32);
   a.lse_log2 = at::empty(a.lse.sizes(), f32);
@@ -203,9 +212,7 @@ inline void add_varlen_backward(VarlenArgs& a, const at::Tensor& grad_out, const
     a.dlse = grad_lse->to(at::kFloat).contiguous();
     p.dlse = a.dlse.data_ptr();
   }
-  a.dq = at::empty(a.q.sizes(), a.q.options());
-  a.dk = at::empty(a.k.sizes(), a.k.options());
-  a.dv = at::empty(a.v.sizes(), a.v.options());
+  alloc_grads(a.dq, a.dk, a.dv, a.q, a.k, a.v, a.p);
   set_packed_strides(p.dq_stride, a.dq);
   set_packed_strides(p.dk_stride, a.dk);
   set_packed_strides(p.dv_stride, a.dv);
