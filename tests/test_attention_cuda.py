@@ -213,21 +213,19 @@ def test_backward_schedules_agree_within_tolerance(case):
     assert_schedule_invariant(lambda: run("cuda_sim", q, k, v, mask, causal, dtype, grad)[2][1:])
 
 
+@pytest.mark.parametrize("op", ["attention", "attention_varlen", "attention_decode"])
 @pytest.mark.parametrize("dtype", [F16, BF16], ids=str)
-def test_trust_selftest_passes_under_the_emulator(dtype):
-    """The self-test that trust-on-first-use runs before `auto` first routes
-    to the cuda kernels on a GPU, run here against the emulated kernels."""
-    from bigkernels.testing.selftests import case_for_call, run_check
+def test_trust_selftests_pass_under_the_emulator(op, dtype):
+    """The family's registered self-tests (what trust on first use runs before
+    `auto` first routes to the cuda kernels on a GPU), every case, run here
+    against the emulated kernels: none is skipped as unservable."""
+    from bigkernels.testing.selftests import run_check, selftests
 
     ensure_backend("cuda_sim")
-    for case in (dict(causal=False, masked=False, gqa=False), dict(causal=True, masked=True, gqa=True, head_dim=128)):
-        result = run_check("attention", "cuda_sim", "cpu", dtype, case)
-        assert result.status == "pass", result.summary()
-        assert len(result.checks) == 4  # out and the three gradients
-    q = torch.zeros(1, 4, 3, 80, dtype=dtype)
-    k = torch.zeros(1, 2, 3, 80, dtype=dtype)
-    assert case_for_call("attention", (q, k, k, None, True, 0.1, 0.0, 0, 0, False), {}) == dict(
-        causal=True, masked=False, gqa=True, head_dim=80)
+    for case in selftests()[op].cases:
+        result = run_check(op, "cuda_sim", "cpu", dtype, case)
+        assert result.status == "pass", (case, result.status, result.summary())
+        assert result.checks, case
 
 
 def test_opcheck_sim_ops():

@@ -28,9 +28,15 @@ def test_cli_covers_cpu_torch_reference_and_writes_json(tmp_path):
     rows = data["results"]
     assert {r["backend"] for r in rows if r["op"] == "bias_act"} == {"cpu", "torch", "reference"}
     assert {r["dtype"] for r in rows} == {"float32", "float16", "bfloat16", "float64"}
+    specs = selftests.selftests()
+    # every family's ops, each on our C++ kernels, torch and the reference
+    assert {r["op"] for r in rows} == set(specs)
+    for op in ("attention", "lstm_layer", "gru_layer", "conv2d", "bn_act"):
+        assert {r["backend"] for r in rows if r["op"] == op} == {"cpu", "torch", "reference"}, op
     for r in rows:
         names = [c["output"] for c in r["checks"]]
-        assert "out0" in names and any(n.startswith("grad") for n in names), r
+        wants_grad = specs[r["op"]].backward
+        assert "out0" in names and (any(n.startswith("grad") for n in names) or not wants_grad), r
         assert all(c["error"] <= c["bound"] for c in r["checks"])
     assert "bias_act" in proc.stdout and "passed, 0 failed" in proc.stdout
 

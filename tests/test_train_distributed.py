@@ -5,6 +5,8 @@ gets on the whole batch (models without batch statistics), and the DDP
 ranks must agree with each other (all models)."""
 import os
 import socket
+import sys
+import traceback
 
 import pytest
 import torch
@@ -41,32 +43,44 @@ def _step(model, x, y):
 
 
 def _worker(rank, world, port, names, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    status = 0
     try:
-        for name in names:
-            model, x, y = _build(name)
-            ddp = torch.nn.parallel.DistributedDataParallel(model)
-            half = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
-            _step(ddp, x[half], y[half])
-            flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-            gathered = [torch.empty_like(flat) for _ in range(world)]
-            dist.all_gather(gathered, flat)
-            if rank == 0:
-                results[name] = [g.clone() for g in gathered]
-        from torch.distributed.fsdp import fully_shard
-
-        for name in FSDP_NAMES:
-            model, x, y = _build(name)
-            fully_shard(model)
-            half = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
-            _step(model, x[half], y[half])
-            full = {k: v.full_tensor() for k, v in model.state_dict().items()}
-            if rank == 0:
-                results["fsdp-" + name] = full
-    finally:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        _train_all(rank, world, names, results)
+        dist.barrier()
         dist.destroy_process_group()
+    except BaseException:  # recorded for the fixture: a child's traceback is otherwise lost
+        results[f"error-rank{rank}"] = traceback.format_exc()
+        status = 1
+    # Leave without interpreter teardown: gloo's threads outliving it can abort a
+    # rank that finished its work ("terminate called without an active exception").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _train_all(rank, world, names, results):
+    half = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
+    for name in names:
+        model, x, y = _build(name)
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        _step(ddp, x[half], y[half])
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        if rank == 0:
+            results[name] = [g.clone() for g in gathered]
+    from torch.distributed.fsdp import fully_shard
+
+    for name in FSDP_NAMES:
+        model, x, y = _build(name)
+        fully_shard(model)
+        _step(model, x[half], y[half])
+        full = {k: v.full_tensor() for k, v in model.state_dict().items()}
+        if rank == 0:
+            results["fsdp-" + name] = full
 
 
 def _free_port():
@@ -83,7 +97,13 @@ FSDP_NAMES = ["lstm", "transformer", "gpt"]  # no batch statistics: comparable w
 def ddp_results():
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_worker, args=(2, _free_port(), NAMES, results), nprocs=2, join=True)
+        context = mp.spawn(_worker, args=(2, _free_port(), NAMES, results), nprocs=2, join=False)
+        try:
+            while not context.join():
+                pass
+        except mp.ProcessExitedException as exc:
+            errors = {k: v for k, v in results.items() if k.startswith("error-")}
+            raise AssertionError(f"a rank failed: {exc}\n" + "\n".join(f"{k}:\n{v}" for k, v in errors.items()))
         return dict(results)
 
 

@@ -135,3 +135,27 @@ def test_aligned_defaults_to_pointers_and_is_validated():
     assert registry.validate({**good, "aligned": ["a", "n"]}, "m")["aligned"] == ["a", "n"]
     with pytest.raises(ValueError, match="aligned names non-runtime arguments \\['B'\\]"):
         registry.validate({**good, "aligned": ["B"]}, "m")
+
+
+def test_attention_fp32_smem_model_matches_the_compiled_configs():
+    """The forward's autotune pruning predicts fp32 shared memory within 1 % of
+    what the committed AOT table measured (sm_80) for every fp32 forward config."""
+    import json
+
+    import triton
+
+    from bigkernels.triton.attention import _fwd_smem_bytes
+
+    with open(os.path.join(ROOT, "benchmarks", "results", "triton_aot.json")) as f:
+        rows = json.load(f)["rows"]
+    checked = 0
+    for config in registry.discover():
+        if not (config["name"].startswith("attn_fwd_fp32") and not config["constexprs"]["MASK_KIND"]):
+            continue
+        measured = next(r["shared"] for r in rows if r["name"] == config["name"] and r["arch"] == "sm_80")
+        c = config["constexprs"]
+        model = _fwd_smem_bytes(triton.Config({"BLOCK_M": c["BLOCK_M"], "BLOCK_N": c["BLOCK_N"]},
+                                              num_stages=config["num_stages"]), c["BLOCK_D"], 4)
+        assert abs(model - measured) <= 0.01 * measured, (config["name"], model, measured)
+        checked += 1
+    assert checked >= 2

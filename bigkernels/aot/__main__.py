@@ -1,8 +1,9 @@
-"""python -m bigkernels.aot [--all] [--arch 80 --arch 90] [--resources] [--json FILE|-]
+"""python -m bigkernels.aot [--all] [--only GLOB ...] [--arch 80 --arch 90] [--resources] [--json FILE|-]
 
 Compiles the pinned Triton configs (every config with --all) for each target;
 exits 1 if any fails to compile or exceeds the target's shared memory."""
 import argparse
+import fnmatch
 import json
 import sys
 import time
@@ -14,6 +15,7 @@ from .registry import discover
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bigkernels.aot")
     p.add_argument("--all", action="store_true", help="every declared config, not only the pinned ones")
+    p.add_argument("--only", action="append", help="only the configs whose name matches this glob (repeatable)")
     p.add_argument("--arch", type=int, action="append", help=f"compute capability x10 (default {TARGETS})")
     p.add_argument("--resources", action="store_true", help="add registers/spills/occupancy/mma via cuobjdump")
     p.add_argument("--json", default=None, help="write the report here ('-' for stdout)")
@@ -21,6 +23,8 @@ def main(argv=None):
     quiet = args.json == "-"
     start = time.perf_counter()
     configs = discover(pinned_only=not args.all)
+    if args.only:
+        configs = [c for c in configs if any(fnmatch.fnmatch(c["name"], g) for g in args.only)]
 
     def progress(r):
         if not quiet:

@@ -201,4 +201,30 @@ def attention(q, k, v, *, causal=False, attn_mask=None, scale=None, dropout_p=0.
     return (out, lse) if return_lse else out
 
 
+def _selftest_inputs(seed, causal=False, gqa=False, mask=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    # odd sizes (partial tiles), Sq != Skv (bottom-right causal), 4 query heads on 2 (GQA) or 4 kv heads
+    hkv = 2 if gqa else 4
+    q = randn64(gen, 2, 4, 5, 16)
+    k, v = randn64(gen, 2, hkv, 7, 16), randn64(gen, 2, hkv, 7, 16)
+    attn_mask = None
+    if mask:  # bool, broadcast over heads; every row keeps its first key
+        attn_mask = torch.rand(2, 1, 5, 7, generator=gen) > 0.3
+        attn_mask[..., 0] = True
+    return (q, k, v), {"causal": causal, "attn_mask": attn_mask}
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+register_selftest(
+    "attention", attention, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    cases=[dict(causal=False, gqa=False, mask=False), dict(causal=True, gqa=False, mask=False),
+           dict(causal=True, gqa=True, mask=False), dict(causal=False, gqa=True, mask=True)],
+    # the case matching a routed call (q, k, v, attn_mask, causal, ...)
+    features=lambda q, k, v, attn_mask, causal, *_: dict(causal=bool(causal), gqa=q.shape[1] != k.shape[1],
+                                                         mask=attn_mask is not None))
+
 from . import attention_cuda as _attention_cuda  # noqa: E402,F401  (registers the cuda and cuda_sim backends)

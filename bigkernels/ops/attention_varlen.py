@@ -219,4 +219,49 @@ def attention_decode(q, k_cache, v_cache, cache_seqlens, *, k_new=None, v_new=No
                     used.contiguous(), _scale(scale, d))
 
 
+def _varlen_selftest_inputs(seed, causal=False, gqa=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    lens_q, lens_k = [3, 5, 1], [4, 5, 6]  # ragged; Sq <= Skv per sequence (bottom-right causal)
+    cu_q = torch.tensor([0, 3, 8, 9], dtype=torch.int32)
+    cu_k = torch.tensor([0, 4, 9, 15], dtype=torch.int32)
+    hkv = 2 if gqa else 4
+    q = randn64(gen, sum(lens_q), 4, 16)
+    k, v = randn64(gen, sum(lens_k), hkv, 16), randn64(gen, sum(lens_k), hkv, 16)
+    return (q, k, v, cu_q, cu_k, max(lens_q), max(lens_k)), {"causal": causal}
+
+
+def _attention_decode_nograd(*args, **kwargs):
+    with torch.no_grad():  # inference-only op: the self-test checks its output
+        return attention_decode(*args, **kwargs)
+
+
+def _decode_selftest_inputs(seed, gqa=False, new=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    hkv = 2 if gqa else 4
+    q = randn64(gen, 2, 4, 3, 16)
+    k_cache, v_cache = randn64(gen, 2, hkv, 12, 16), randn64(gen, 2, hkv, 12, 16)
+    lens = torch.tensor([5, 9], dtype=torch.int32)
+    kwargs = {}
+    if new:  # 2 new positions written into (a copy of) the cache first
+        kwargs = {"k_new": randn64(gen, 2, hkv, 2, 16), "v_new": randn64(gen, 2, hkv, 2, 16)}
+    return (q, k_cache, v_cache, lens), kwargs
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+register_selftest(
+    "attention_varlen", attention_varlen, inputs=_varlen_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(causal=False, gqa=False), dict(causal=True, gqa=False), dict(causal=True, gqa=True)],
+    features=lambda q, k, v, cu_q, cu_k, mq, mk, causal, *_: dict(causal=bool(causal), gqa=q.shape[1] != k.shape[1]))
+register_selftest(
+    "attention_decode", _attention_decode_nograd, inputs=_decode_selftest_inputs, dtypes=_DTYPES, backward=False,
+    cases=[dict(gqa=False, new=False), dict(gqa=True, new=False), dict(gqa=True, new=True)],
+    # new keys were appended before the routed call: not a feature of it
+    features=lambda q, k, v, *_: dict(gqa=q.shape[1] != k.shape[1]))
+
 from . import attention_varlen_cuda as _attention_varlen_cuda  # noqa: E402,F401  (the cuda and cuda_sim backends)

@@ -132,3 +132,46 @@ def _format(z):
     if z.dim() == 4 and not z.is_contiguous() and z.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def _selftest_inputs(seed, training=False, activation="relu", residual=False, affine=True, channels_last=False):
+    gen = torch.Generator().manual_seed(seed)
+    N, C, H, W = 3, 5, 4, 3
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(shape, generator=gen, dtype=torch.float64) * scale
+
+    z = (randn(N, C, H, W) * 2 + 0.5).contiguous(memory_format=fmt)
+    args = (z, 1 + randn(C, scale=0.1) if affine else None, randn(C, scale=0.1) if affine else None)
+    r = randn(N, C, H, W).contiguous(memory_format=fmt) if residual else None
+    # running statistics as tensors of their own (not differentiated: see _selftest_fn)
+    stats = (randn(C, scale=0.1), 1 + randn(C, scale=0.1).abs())
+    return args + stats, {"training": training, "activation": activation, "residual": r}
+
+
+def _selftest_fn(z, weight, bias, mean, var, *, training, activation, residual):
+    # fresh running statistics (the op updates them in place when training)
+    mean, var = mean.detach().clone(), var.detach().clone()
+    return batch_norm_act(z, mean, var, weight, bias, training, 0.1, 1e-5, activation=activation,
+                          residual=residual, negative_slope=0.1)
+
+
+def _register_selftest():
+    from ..testing.selftests import register_selftest
+
+    register_selftest(
+        "bn_act", _selftest_fn, inputs=_selftest_inputs,
+        dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+        cases=[dict(training=False, activation="relu", residual=False),
+               dict(training=True, activation="relu", residual=True),
+               dict(training=True, activation="silu", residual=False, channels_last=True),
+               dict(training=False, activation="none", residual=True, affine=False)],
+        # the case matching a routed call (z, weight, bias, residual, mean, var, eps, code, alpha):
+        # batch statistics when no running ones are passed
+        features=lambda z, w, b, r, mean, var, eps, code, *_:
+        dict(training=mean is None, activation=acts.ACTIVATIONS[code], residual=r is not None,
+             affine=w is not None, channels_last=not z.is_contiguous()))
+
+
+_register_selftest()

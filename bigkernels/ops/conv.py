@@ -220,3 +220,38 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
                  float(negative_slope))
     return y.squeeze(0) if unbatched else y
+
+
+def _selftest_inputs(seed, activation="relu", bias=True, residual=False, groups=1, stride=1, channels_last=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    N, C, H, W, K = 2, 4, 7, 6, 8  # odd spatial sizes; K, C divisible by groups (groups == C: depthwise, x2)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = randn64(gen, N, C, H, W).contiguous(memory_format=fmt)
+    w = randn64(gen, K, C // groups, 3, 3, scale=0.3).contiguous(memory_format=fmt)
+    b = randn64(gen, K, scale=0.1) if bias else None
+    P, Q = out_size(H, 3, stride, 1, 1), out_size(W, 3, stride, 1, 1)
+    r = randn64(gen, N, K, P, Q).contiguous(memory_format=fmt) if residual else None
+    return (x, w, b, stride, 1, 1, groups), {"activation": activation, "residual": r, "negative_slope": 0.1}
+
+
+def _register_selftest():
+    from ..testing.selftests import register_selftest
+
+    register_selftest(
+        "conv2d", conv2d, inputs=_selftest_inputs,
+        dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+        cases=[dict(activation="relu", bias=True, residual=False, groups=1, stride=1),
+               dict(activation="silu", bias=True, residual=True, groups=1, stride=2, channels_last=True),
+               dict(activation="none", bias=False, residual=False, groups=2, stride=1),
+               dict(activation="leaky_relu", bias=True, residual=True, groups=4, stride=1, channels_last=True)],
+        # the case matching a routed call (x, weight, bias, residual, stride, padding, dilation, groups, code, alpha)
+        features=lambda x, w, b, r, stride, padding, dilation, groups, code, *_:
+        dict(activation=acts.ACTIVATIONS[code], bias=b is not None, residual=r is not None, groups=groups,
+             stride=stride[0], channels_last=memory_format(x) == torch.channels_last)
+        if tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and stride[0] == stride[1]
+        and tuple(w.shape[2:]) == (3, 3) else None)
+
+
+_register_selftest()

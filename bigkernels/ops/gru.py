@@ -109,3 +109,37 @@ register("gru_cell", "reference")(_cell_as_layer)
 register("gru_cell", "torch")(lambda x, h, w_ih, w_hh, b_ih, b_hh: torch._VF.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh))
 # One step: torch's cell measured 1.3-1.7x faster than a one-step layer call (docs/lstm.md).
 set_auto_order("gru_cell", "cpu", ("torch", "cpu"))
+
+
+def _selftest_inputs(seed, reverse=False, bias=True):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H = 4, 3, 8
+    args = (randn64(gen, T, B, 3 * H), randn64(gen, B, H, scale=0.5), randn64(gen, 3 * H, H, scale=0.3),
+            randn64(gen, 3 * H, scale=0.1) if bias else None)
+    return args, {"reverse": reverse}
+
+
+def _cell_selftest_inputs(seed, bias=True):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    B, I, H = 3, 6, 8
+    args = (randn64(gen, B, I), randn64(gen, B, H, scale=0.5), randn64(gen, 3 * H, I, scale=0.3),
+            randn64(gen, 3 * H, H, scale=0.3))
+    biases = (randn64(gen, 3 * H, scale=0.1), randn64(gen, 3 * H, scale=0.1)) if bias else (None, None)
+    return args + biases, {}
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+register_selftest(
+    "gru_layer", gru_layer, inputs=_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(reverse=False, bias=True), dict(reverse=True, bias=True), dict(reverse=False, bias=False)],
+    features=lambda x, h0, w_hh, b_hh, reverse, *_: dict(reverse=bool(reverse), bias=b_hh is not None))
+register_selftest(
+    "gru_cell", gru_cell, inputs=_cell_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(bias=True), dict(bias=False)],
+    features=lambda x, h, w_ih, w_hh, b_ih, b_hh, *_: dict(bias=b_ih is not None))

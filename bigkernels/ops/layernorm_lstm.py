@@ -29,3 +29,38 @@ def layernorm_lstm_layer(x_proj, h0, c0, w_hh, ln_hh, ln_c, *, eps=1e-5, reverse
         rc.shape(t, (4 * H,) if name.startswith("ln_hh") else (H,), name, "layer-norm affine parameter")
     x_proj, h0, c0, w_hh, a, b, c, d = rc.cast(dtype, x_proj, h0, c0, w_hh, *(t for t, _ in ln_names))
     return dispatch("layernorm_lstm_layer", x_proj.device.type, x_proj, h0, c0, w_hh, (a, b), (c, d), eps, reverse)
+
+
+def _selftest_inputs(seed, reverse=False):
+    import torch
+
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H = 4, 3, 8
+    args = (randn64(gen, T, B, 4 * H), randn64(gen, B, H, scale=0.5), randn64(gen, B, H, scale=0.5),
+            randn64(gen, 4 * H, H, scale=0.3))
+    # layer-norm affine parameters near (1, 0)
+    ln_hh = (1 + randn64(gen, 4 * H, scale=0.1), randn64(gen, 4 * H, scale=0.1))
+    ln_c = (1 + randn64(gen, H, scale=0.1), randn64(gen, H, scale=0.1))
+    return args + ln_hh + ln_c, {"reverse": reverse}
+
+
+def _selftest_fn(x_proj, h0, c0, w_hh, a, b, c, d, reverse=False):
+    # the layer-norm parameters as separate arguments: the self-test casts top-level tensors only
+    return layernorm_lstm_layer(x_proj, h0, c0, w_hh, (a, b), (c, d), reverse=reverse)
+
+
+def _register_selftest():
+    import torch
+
+    from ..testing.selftests import register_selftest
+
+    register_selftest(
+        "layernorm_lstm_layer", _selftest_fn, inputs=_selftest_inputs,
+        dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+        cases=[dict(reverse=False), dict(reverse=True)],
+        features=lambda x, h0, c0, w_hh, ln_hh, ln_c, eps, reverse, *_: dict(reverse=bool(reverse)))
+
+
+_register_selftest()

@@ -164,3 +164,39 @@ register("lstm_cell", "torch")(_cell_torch)
 # torch's cell 1.1-2x faster than a one-step layer call, whose fixed cost
 # (checks, router, custom-op autograd: ~40 us) a single step cannot amortise.
 set_auto_order("lstm_cell", "cpu", ("torch", "cpu"))
+
+
+def _selftest_inputs(seed, reverse=False, proj=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H, P = 4, 3, 8, 5  # odd batch, H not a tile multiple; P < H with a projection
+    p = P if proj else H
+    args = (randn64(gen, T, B, 4 * H), randn64(gen, B, p, scale=0.5), randn64(gen, B, H, scale=0.5),
+            randn64(gen, 4 * H, p, scale=0.3))
+    return args, {"w_hr": randn64(gen, P, H, scale=0.3) if proj else None, "reverse": reverse}
+
+
+def _cell_selftest_inputs(seed, bias=True):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    B, I, H = 3, 6, 8
+    args = (randn64(gen, B, I), randn64(gen, B, H, scale=0.5), randn64(gen, B, H, scale=0.5),
+            randn64(gen, 4 * H, I, scale=0.3), randn64(gen, 4 * H, H, scale=0.3))
+    biases = (randn64(gen, 4 * H, scale=0.1), randn64(gen, 4 * H, scale=0.1)) if bias else (None, None)
+    return args + biases, {}
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+register_selftest(
+    "lstm_layer", lstm_layer, inputs=_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(reverse=False, proj=False), dict(reverse=True, proj=False), dict(reverse=False, proj=True)],
+    # the case matching a routed call (x_proj, h0, c0, w_hh, w_hr, reverse)
+    features=lambda x, h0, c0, w_hh, w_hr, reverse, *_: dict(reverse=bool(reverse), proj=w_hr is not None))
+register_selftest(
+    "lstm_cell", lstm_cell, inputs=_cell_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(bias=True), dict(bias=False)],
+    features=lambda x, h, c, w_ih, w_hh, b_ih, b_hh, *_: dict(bias=b_ih is not None))

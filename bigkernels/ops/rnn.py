@@ -95,3 +95,37 @@ register("rnn_cell", "torch")(_cell_torch)
 # One step: torch's own cell, as for LSTM/GRU cells (the call overhead of a
 # one-step layer is not amortised).
 set_auto_order("rnn_cell", "cpu", ("torch", "cpu"))
+
+
+def _selftest_inputs(seed, nonlinearity="tanh", reverse=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    T, B, H = 4, 3, 8
+    args = (randn64(gen, T, B, H), randn64(gen, B, H, scale=0.5), randn64(gen, H, H, scale=0.3))
+    return args, {"nonlinearity": nonlinearity, "reverse": reverse}
+
+
+def _cell_selftest_inputs(seed, nonlinearity="tanh", bias=True):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    B, I, H = 3, 6, 8
+    args = (randn64(gen, B, I), randn64(gen, B, H, scale=0.5), randn64(gen, H, I, scale=0.3),
+            randn64(gen, H, H, scale=0.3))
+    biases = (randn64(gen, H, scale=0.1), randn64(gen, H, scale=0.1)) if bias else (None, None)
+    return args + biases, {"nonlinearity": nonlinearity}
+
+
+from ..testing.selftests import register_selftest  # noqa: E402
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+register_selftest(
+    "rnn_layer", rnn_layer, inputs=_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(nonlinearity="tanh", reverse=False), dict(nonlinearity="relu", reverse=True)],
+    features=lambda x, h0, w_hh, nonlinearity, reverse, *_: dict(nonlinearity=nonlinearity, reverse=bool(reverse)))
+register_selftest(
+    "rnn_cell", rnn_cell, inputs=_cell_selftest_inputs, dtypes=_DTYPES,
+    cases=[dict(nonlinearity="tanh", bias=True), dict(nonlinearity="relu", bias=False)],
+    features=lambda x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity, *_: dict(nonlinearity=nonlinearity,
+                                                                         bias=b_ih is not None))

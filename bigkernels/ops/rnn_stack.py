@@ -112,3 +112,54 @@ def rnn_stack(mode, x, states, weights, *, has_biases, num_layers, dropout, trai
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return dispatch("rnn_stack", x.device.type, mode, x, tuple(states), list(weights), has_biases, num_layers,
                     float(dropout), train, bidirectional, proj)
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _selftest_inputs(seed, mode="LSTM", num_layers=1, bidirectional=False, proj=False):
+    from ..testing.selftests import randn64
+
+    gen = torch.Generator().manual_seed(seed)
+    T, B, I, H = 4, 3, 5, 8
+    P = 6 if proj else H
+    D = 2 if bidirectional else 1
+    G = _GATES[mode] * H
+    states = [randn64(gen, num_layers * D, B, P, scale=0.5)]
+    if mode == "LSTM":
+        states.append(randn64(gen, num_layers * D, B, H, scale=0.5))
+    weights = []
+    for layer in range(num_layers):
+        for _ in range(D):
+            weights += [randn64(gen, G, I if layer == 0 else D * P, scale=0.3), randn64(gen, G, P, scale=0.3),
+                        randn64(gen, G, scale=0.1), randn64(gen, G, scale=0.1)]
+            if proj:
+                weights.append(randn64(gen, P, H, scale=0.3))
+    return (mode, randn64(gen, T, B, I), len(states), *states, *weights), {
+        "num_layers": num_layers, "bidirectional": bidirectional, "proj": P if proj else 0}
+
+
+def _selftest_fn(mode, x, n_states, *tensors, num_layers, bidirectional, proj):
+    # states and weights as separate arguments: the self-test casts top-level tensors only
+    return rnn_stack(mode, x, tensors[:n_states], tensors[n_states:], has_biases=True, num_layers=num_layers,
+                     dropout=0.0, train=True, bidirectional=bidirectional, proj=proj)
+
+
+def _register_selftest():
+    from ..testing.selftests import register_selftest
+
+    register_selftest(
+        "rnn_stack", _selftest_fn, inputs=_selftest_inputs,
+        dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+        cases=[dict(mode="LSTM", num_layers=2, bidirectional=True, proj=False),
+               dict(mode="LSTM", num_layers=1, bidirectional=False, proj=True),
+               dict(mode="GRU", num_layers=2, bidirectional=False, proj=False),
+               dict(mode="RNN_TANH", num_layers=1, bidirectional=True, proj=False)],
+        # the case matching a routed call (mode, x, states, weights, has_biases, num_layers, dropout, train,
+        # bidirectional, proj); only biased stacks are registered
+        features=lambda mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj, *_:
+        dict(mode=mode, num_layers=num_layers, bidirectional=bool(bidirectional), proj=bool(proj))
+        if has_biases and dropout == 0 else None)
+
+
+_register_selftest()

@@ -147,3 +147,8 @@ def run_check(op, backend, device, dtype, case, *, seed=0):
         result.status, result.error = "FAIL", f"{type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - start
     return result
+
+
+def randn64(gen, *shape, scale=1.0):
+    """float64 CPU normal samples from `gen` (for the families' selftest inputs)."""
+    return torch.randn(shape, generator=gen, dtype=torch.float64) * scale

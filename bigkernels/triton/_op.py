@@ -23,3 +23,25 @@ def kernel_op(name: str, fake):
         return triton_op(name, mutates_args=())(fn)
 
     return deco
+
+
+def aot_signature(kernel, types, default="i32"):
+    """An AOT signature (bigkernels/aot) for `kernel` (a triton.jit function,
+    autotuned or not, interpreted or not): its parameters in order, the
+    constexpr ones as "constexpr", the others from `types` (pointers "*bf16",
+    floats "fp32"), else `default` (sizes and strides as Triton types a
+    typical launch: 32-bit ints)."""
+    import inspect
+
+    fn = kernel
+    while not inspect.isfunction(fn):
+        fn = fn.fn
+    sig = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        ann = param.annotation
+        constexpr = "constexpr" in (ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann)))
+        sig[name] = "constexpr" if constexpr else types.get(name, default)
+    unknown = sorted(set(types) - set(sig))
+    if unknown:
+        raise ValueError(f"aot_signature: {unknown} are not parameters of {fn.__name__}")
+    return sig

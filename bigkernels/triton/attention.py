@@ -28,6 +28,28 @@ def _fwd_configs():
             if not (w == 8 and bm * bn < 128 * 128) and bn <= bm]
 
 
+def _fwd_smem_bytes(config, block_d, elem_bytes):
+    """Shared memory of a forward config as Triton lays out fp32 tiles: Q, the
+    pipelined K/V stages and the P tile (within 0.1 % of the AOT-measured
+    164,352 B at D=128, 128 x 64, 2 stages, and 721,408 B at D=256, 128 x 128,
+    3 stages). 16-bit tiles measure well below it (49-66 KB where this gives
+    66-164 KB), so it only ever prunes fp32 configs."""
+    bm, bn, stages = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_stages
+    return elem_bytes * (bm * block_d + (stages - 1) * 2 * bn * block_d) + 4 * bm * bn
+
+
+def _prune_fwd_configs(configs, named_args, **kwargs):
+    """Drops the configs whose fp32 tiles exceed the device's shared memory (the
+    autotuner would only fail to launch them); keeps the smallest otherwise."""
+    args = {**named_args, **kwargs}
+    q = args.get("Q")
+    if q is None or q.element_size() < 4 or not hasattr(q, "device") or q.device.type != "cuda":
+        return configs
+    limit = triton.runtime.driver.active.utils.get_device_properties(q.device.index)["max_shared_mem"]
+    fits = [c for c in configs if _fwd_smem_bytes(c, args["BLOCK_D"], q.element_size()) <= limit]
+    return fits or [min(configs, key=lambda c: _fwd_smem_bytes(c, args["BLOCK_D"], q.element_size()))]
+
+
 def _bwd_block(d):
     return 16 if interpreted() else (64 if d <= 64 else 32)
 
@@ -103,7 +125,8 @@ def _seq(CuQ, CuK, b, Sq, Skv, VARLEN: tl.constexpr):
     return tl.zeros([], tl.int64), tl.zeros([], tl.int64), Sq, Skv
 
 
-@triton.autotune(configs=_fwd_configs(), key=["BLOCK_D", "CAUSAL", "MASK_KIND"])
+@triton.autotune(configs=_fwd_configs(), key=["BLOCK_D", "CAUSAL", "MASK_KIND"],
+                 prune_configs_by={"early_config_prune": _prune_fwd_configs})
 @triton.jit
 def _attn_fwd(Q, K, V, O, LSE, Mask, sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, so_b, so_h, so_s,
               ms_b, ms_h, ms_i, ms_j, Hq, group, Sq_max, Skv_max, D, qk_scale, seed, offset, threshold, keep_scale,
@@ -263,3 +286,63 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, Mask, sq_b, sq_h, sq_s, sk_b, sk_h
     tl.store(DQ + b.to(tl.int64) * sg_b + h * sg_h + (q_start + offs_m[:, None]) * sg_s + offs_d[None, :],
              (dq * scale).to(DQ.dtype.element_ty),
              mask=rmask)
+
+
+# AOT configs (bigkernels/aot): the kernels as bigkernels/triton/attention_ops.py
+# and attention_decode.py launch them on a GPU (PREC "ieee": torch's TF32 switch
+# is off by default; num_stages 2 for backward and decode; BLOCK_D = the head
+# dim padded to a power of two, >= 16). The forward is autotuned: the table
+# carries one mid-size config (128 x 64, 4 warps, 2 stages) for every dtype
+# (causal), bf16 without causal, with masks, varlen and dropout, and the largest
+# autotune entry (128 x 128, 8 warps, 3 stages) at bf16 D=128, and at fp32
+# D=256 the one config that fits an A100 (the others are pruned by
+# _prune_fwd_configs: 128 x 128 x 3 stages there needs 721 KB). Pinned (CI): bf16, causal, D=128, one per kernel.
+def _aot_configs():
+    from triton.runtime.autotuner import Autotuner
+
+    from ._op import aot_signature
+
+    configs = []
+
+    def types(kernel, dt, mask_kind=0, varlen=False, dropout=False, extra=()):
+        t = {name: "*" + dt for name in ("Q", "K", "V", "O", "DO", "DK", "DV", "DQ")}
+        t.update(LSE="*fp32", Delta="*fp32", qk_scale="fp32", keep_scale="fp32", scale="fp32")
+        t["Mask"] = {0: "*" + dt, 1: "*u8", 2: "*fp32"}[mask_kind]  # no mask: q is passed
+        t["CuQ"] = t["CuK"] = "*i64" if varlen else "*" + dt  # the op hands the kernels int64 offsets
+        if dropout:
+            t["seed"] = t["offset"] = "i64"
+        t.update(extra)
+        sig = aot_signature(kernel, {}, default="i32")
+        return aot_signature(kernel, {k: v for k, v in t.items() if k in sig})
+
+    def add(name, kernel, dt, d, causal, bm, bn, warps, stages, mask_kind=0, varlen=False, dropout=False,
+            pinned=False):
+        configs.append(dict(
+            name=name, kernel=kernel.fn if isinstance(kernel, Autotuner) else kernel,  # autotuned: its JITFunction
+            signature=types(kernel, dt, mask_kind, varlen, dropout),
+            constexprs=dict(CAUSAL=causal, MASK_KIND=mask_kind, BLOCK_D=d, PREC="ieee", DROPOUT=dropout,
+                            VARLEN=varlen, BLOCK_M=bm, BLOCK_N=bn),
+            aligned=[k for k, v in types(kernel, dt, mask_kind, varlen, dropout).items()
+                     if v.startswith("*") and k != "Mask"],
+            num_warps=warps, num_stages=stages, pinned=pinned))
+
+    for dt in ("fp16", "bf16", "fp32"):
+        add(f"attn_fwd_{dt}_d128_causal", _attn_fwd, dt, 128, True, 128, 64, 4, 2, pinned=dt == "bf16")
+    add("attn_fwd_bf16_d128", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2)
+    add("attn_fwd_bf16_d64_causal", _attn_fwd, "bf16", 64, True, 128, 64, 4, 2)
+    add("attn_fwd_bf16_d128_boolmask", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, mask_kind=1)
+    add("attn_fwd_bf16_d128_addmask", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, mask_kind=2)
+    add("attn_fwd_bf16_d128_varlen_causal", _attn_fwd, "bf16", 128, True, 128, 64, 4, 2, varlen=True)
+    add("attn_fwd_bf16_d128_dropout", _attn_fwd, "bf16", 128, False, 128, 64, 4, 2, dropout=True)
+    add("attn_fwd_bf16_d128_bm128_bn128_w8_s3", _attn_fwd, "bf16", 128, False, 128, 128, 8, 3)
+    # fp32 D=256: the one config the smem pruning keeps on sm_80 (64 x 32, 2 stages: 139 KB)
+    add("attn_fwd_fp32_d256_bm64_bn32_w4_s2", _attn_fwd, "fp32", 256, False, 64, 32, 4, 2)
+    for kernel, tag in ((_attn_bwd_dkdv, "dkdv"), (_attn_bwd_dq, "dq")):
+        for dt in ("fp16", "bf16", "fp32"):
+            add(f"attn_bwd_{tag}_{dt}_d128_causal", kernel, dt, 128, True, 32, 32, 4, 2, pinned=dt == "bf16")
+        add(f"attn_bwd_{tag}_bf16_d64", kernel, "bf16", 64, False, 64, 64, 4, 2)
+        add(f"attn_bwd_{tag}_bf16_d128_varlen_causal", kernel, "bf16", 128, True, 32, 32, 4, 2, varlen=True)
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

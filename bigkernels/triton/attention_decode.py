@@ -79,3 +79,23 @@ def attention_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
     weight = torch.exp(lse * 0.6931471805599453 - torch.where(torch.isinf(total), torch.zeros_like(total), total))
     out = (parts * weight.unsqueeze(-1)).sum(2)
     return out.to(q.dtype)
+
+
+# AOT configs (bigkernels/aot): as attention_decode_triton launches on a GPU
+# (BLOCK_N 64, 4 warps, 2 stages, PREC "ieee"; BLOCK_M = the new queries
+# padded to >= 16; fp32 partial outputs and LSE; seqused_k int32).
+# Pinned (CI): bf16, D=128, up to 16 new queries.
+def _aot_configs():
+    from ._op import aot_signature
+
+    configs = []
+    for dt, d in (("fp16", 128), ("bf16", 128), ("fp32", 128), ("bf16", 64)):
+        sig = aot_signature(_attn_decode_split, {"Q": "*" + dt, "K": "*" + dt, "V": "*" + dt, "Used": "*i32",
+                                                 "O": "*fp32", "LSE": "*fp32", "qk_scale": "fp32"})
+        configs.append(dict(name=f"attn_decode_{dt}_d{d}", kernel=_attn_decode_split, signature=sig,
+                            constexprs=dict(BLOCK_D=d, PREC="ieee", BLOCK_M=16, BLOCK_N=64),
+                            num_warps=4, num_stages=2, pinned=dt == "bf16" and d == 128))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

@@ -133,3 +133,30 @@ def conv2d_backward_triton(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.
     gb = gb if output_mask[2] else x.new_empty(0)
     gz_out = gz if (output_mask[3] and activation != 0) else x.new_empty(0)
     return gx, gw, gb, gz_out
+
+
+# AOT configs (bigkernels/aot): as conv2d_triton launches (the pinned 32 x 32 x 16
+# tiles, default 4 warps / 3 stages), every tensor in the input dtype: inference
+# (bias + relu), training (bias + residual + silu, saving the pre-activation) and
+# the bare conv. Pinned (CI): bf16 inference.
+_ACT = {"none": 0, "relu": 1, "silu": 4}  # bigkernels/ops/activation.py codes
+_VARIANTS = (("relu_b", "relu", True, False, False), ("silu_b_r_z", "silu", True, True, True),
+             ("none", "none", False, False, False))
+
+
+def _aot_configs():
+    from ._op import aot_signature
+
+    configs = []
+    for dt in ("fp16", "bf16", "fp32"):
+        sig = aot_signature(_conv_fwd_kernel, {**{p: "*" + dt for p in ("x_ptr", "w_ptr", "bias_ptr", "res_ptr",
+                                                                          "y_ptr", "z_ptr")}, "alpha": "fp32"})
+        for tag, act, has_bias, has_res, save_z in _VARIANTS:
+            configs.append(dict(name=f"conv2d_fwd_{dt}_{tag}", kernel=_conv_fwd_kernel, signature=sig,
+                                constexprs=dict(ACT=_ACT[act], HAS_BIAS=has_bias, HAS_RES=has_res, SAVE_Z=save_z,
+                                                BM=BM, BN=BN, BK=BK),
+                                num_warps=4, num_stages=3, pinned=dt == "bf16" and tag == "relu_b"))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

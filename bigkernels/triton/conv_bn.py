@@ -165,3 +165,38 @@ def bn_act_backward_triton(grad_y: torch.Tensor, z: torch.Tensor, weight: Option
         return v.to(like.dtype) if want and like is not None else z.new_empty(0)
 
     return gz, param_grad(sum_gx, weight, output_mask[1]), param_grad(sum_g, bias, output_mask[2]), gres
+
+
+# AOT configs (bigkernels/aot): as bn_act_triton / bn_act_backward_triton launch
+# (BM x BC = 64 x 16 reduction tiles, BLOCK 1024, default 4 warps / 3 stages):
+# activations in the input dtype, per-channel terms and sums in fp32. Forward:
+# the statistics reduction and y = relu(z * scale + shift + residual); backward:
+# the two sums and dz + d residual. Pinned (CI): bf16 forward.
+def _aot_configs():
+    from ._op import aot_signature
+
+    configs = []
+    for dt in ("fp16", "bf16", "fp32"):
+        act_t = {p: "*" + dt for p in ("z_ptr", "gy_ptr", "res_ptr")}
+        sig = aot_signature(_reduce_kernel, {**act_t, **{p: "*fp32" for p in ("a_ptr", "b_ptr", "mean_ptr",
+                                                                               "invstd_ptr", "out0_ptr", "out1_ptr")},
+                                             "alpha": "fp32"})
+        for backward in (False, True):
+            configs.append(dict(name=f"bn_reduce_{dt}_{'bwd_relu_r' if backward else 'fwd_stats'}",
+                                kernel=_reduce_kernel, signature=sig,
+                                constexprs=dict(ACT=1 if backward else 0, BACKWARD=backward, HAS_RES=backward,
+                                                BM=BM, BC=BC),
+                                num_warps=4, num_stages=3, pinned=dt == "bf16" and not backward))
+        sig = aot_signature(_pointwise_kernel, {**act_t, "out_ptr": "*" + dt, "gres_ptr": "*" + dt, "alpha": "fp32",
+                                                **{p: "*fp32" for p in ("scale_ptr", "shift_ptr", "mean_ptr",
+                                                                        "k0_ptr", "k1_ptr")}})
+        for backward in (False, True):
+            configs.append(dict(name=f"bn_pointwise_{dt}_relu_r_{'bwd' if backward else 'fwd'}",
+                                kernel=_pointwise_kernel, signature=sig,
+                                constexprs=dict(ACT=1, BACKWARD=backward, HAS_RES=True, WRITE_GZ=backward,
+                                                WRITE_GRES=backward, BLOCK=BLOCK),
+                                num_warps=4, num_stages=3, pinned=dt == "bf16" and not backward))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

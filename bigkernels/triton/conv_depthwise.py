@@ -66,3 +66,24 @@ def launch(x, weight, bias, residual, y, z, stride, padding, dilation, activatio
         *x.stride(), weight.stride(0), weight.stride(2), weight.stride(3), *y.stride(),
         ACT=activation, HAS_BIAS=bias is not None, HAS_RES=residual is not None, SAVE_Z=z is not None,
         BP=BP, BC=BC)
+
+
+# AOT configs (bigkernels/aot): as launch() runs (BP x BC = 32 x 16, default
+# 4 warps / 3 stages), every tensor in the input dtype. Pinned (CI): bf16 bias + relu.
+def _aot_configs():
+    from ._op import aot_signature
+
+    variants = (("relu_b", 1, True, False, False), ("silu_b_r_z", 4, True, True, True))
+    configs = []
+    for dt in ("fp16", "bf16", "fp32"):
+        sig = aot_signature(_dw_kernel, {**{p: "*" + dt for p in ("x_ptr", "w_ptr", "bias_ptr", "res_ptr", "y_ptr",
+                                                                    "z_ptr")}, "alpha": "fp32"})
+        for tag, act, has_bias, has_res, save_z in variants:
+            configs.append(dict(name=f"conv_dw_fwd_{dt}_{tag}", kernel=_dw_kernel, signature=sig,
+                                constexprs=dict(ACT=act, HAS_BIAS=has_bias, HAS_RES=has_res, SAVE_Z=save_z, BP=BP,
+                                                BC=BC),
+                                num_warps=4, num_stages=3, pinned=dt == "bf16" and tag == "relu_b"))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()

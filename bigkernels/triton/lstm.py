@@ -160,3 +160,26 @@ def lstm_layer_backward_triton(grad_y: torch.Tensor, grad_hT: torch.Tensor, grad
 
 def _f32(t):
     return dict(device=t.device, dtype=torch.float32)
+
+
+# AOT configs (bigkernels/aot): as the launchers above run on a GPU (the pinned
+# 16 x 32 x 32 tiles, default 4 warps / 3 stages). The step kernel reads x_proj
+# in the input dtype and everything else (h, c, W_hh, gates, cells) in fp32;
+# the backward cell is fp32 throughout. Pinned (CI): bf16 step, the cell.
+def _aot_configs():
+    from ._op import aot_signature
+
+    f32 = ("h_ptr", "c_ptr", "w_ptr", "m_ptr", "c_out_ptr", "g_ptr")
+    configs = [dict(name=f"lstm_step_fwd_{dt}", kernel=_lstm_step_fwd,
+                    signature=aot_signature(_lstm_step_fwd, {"xp_ptr": "*" + dt, **{p: "*fp32" for p in f32}}),
+                    constexprs=dict(BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K), num_warps=4, num_stages=3,
+                    pinned=dt == "bf16")
+               for dt in ("fp16", "bf16", "fp32")]
+    ptrs = ("g_ptr", "c_ptr", "cp_ptr", "dm_ptr", "dc_ptr", "dz_ptr", "m_ptr")
+    configs.append(dict(name="lstm_cell_bwd_fp32", kernel=_lstm_cell_bwd,
+                        signature=aot_signature(_lstm_cell_bwd, {p: "*fp32" for p in ptrs}),
+                        constexprs=dict(BLOCK=1024), num_warps=4, num_stages=3, pinned=True))
+    return configs
+
+
+AOT_CONFIGS = _aot_configs()
