@@ -35,7 +35,11 @@ BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128,
                  "conv_fprop_kernel": 128, "conv_dgrad_kernel": 128, "conv_wgrad_kernel": 128,
                  "conv_wgrad_sum_kernel": 256, "depthwise_fwd_kernel": 256, "depthwise_dgrad_kernel": 256,
                  "depthwise_wgrad_kernel": 256, "bn_partial_kernel": 256, "bn_finish_kernel": 256,
-                 "bn_apply_kernel": 256}
+                 "bn_apply_kernel": 256,
+                 # csrc/cuda/attention (the backward above D=128 runs 256 threads: benchmarks/attention_occupancy.py)
+                 "attention_fwd_kernel": 128, "attention_bwd_kernel": 128, "attention_bwd_preprocess_kernel": 128,
+                 "attention_bwd_convert_dq_kernel": 256, "attention_decode_kernel": 128,
+                 "attention_decode_combine_kernel": 128}
 TENSOR_CORE_OPS = ("HMMA", "HGMMA", "IMMA", "DMMA", "BMMA")
 
 

@@ -226,3 +226,5 @@ register_selftest(
     # the case matching a routed call (q, k, v, attn_mask, causal, ...)
     features=lambda q, k, v, attn_mask, causal, *_: dict(causal=bool(causal), gqa=q.shape[1] != k.shape[1],
                                                          mask=attn_mask is not None))
+
+from . import attention_cuda as _attention_cuda  # noqa: E402,F401  (registers the cuda and cuda_sim backends)

@@ -263,3 +263,5 @@ register_selftest(
     cases=[dict(gqa=False, new=False), dict(gqa=True, new=False), dict(gqa=True, new=True)],
     # new keys were appended before the routed call: not a feature of it
     features=lambda q, k, v, *_: dict(gqa=q.shape[1] != k.shape[1]))
+
+from . import attention_varlen_cuda as _attention_varlen_cuda  # noqa: E402,F401  (the cuda and cuda_sim backends)

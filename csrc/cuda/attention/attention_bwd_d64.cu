@@ -1,0 +1,4 @@
+// Backward kernel instantiations for padded head dim 64 (fp16 and bf16).
+#include "cuda/attention/attention_bwd_kernel.cuh"
+
+BK_INSTANTIATE_ATTENTION_BWD(64)

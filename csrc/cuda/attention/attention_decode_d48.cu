@@ -1,0 +1,4 @@
+// Split-KV decode instantiations for padded head dim 48 (fp16 and bf16).
+#include "cuda/attention/attention_decode_kernel.cuh"
+
+BK_INSTANTIATE_ATTENTION_DECODE(48)

@@ -1,0 +1,250 @@
+// Split-KV decode (flash-decoding): a few new queries against a long KV
+// cache. The query rows of a whole GQA group are packed into one 64-row tile
+// (row r = head-in-group r / Sq, query r % Sq), so each K/V tile is read once
+// per kv head; the cache is split along the keys over grid.x so that small
+// batches still fill the GPU. Each split runs the forward's online softmax
+// over its key range and writes its normalised partial output and lse
+// (fp32); a combine kernel merges the splits: lse = log sum_s exp(lse_s),
+// o = sum_s exp(lse_s - lse) o_s. With one split the tile writes o directly.
+#pragma once
+#include "cuda/attention/attention_decode_launch.h"
+#include "cuda/attention/attention_fwd_kernel.cuh"
+
+namespace bk {
+namespace cuda {
+namespace attn {
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionParams p, const AttentionDecodeWorkspace ws) {
+  using Tile = FwdTile<kD>;
+  constexpr int kBlockM = Tile::kBlockM, kBlockN = Tile::kBlockN, kStride = Tile::kStride;
+  constexpr int kThreads = Tile::kThreads, kNT = kBlockN / 8, kDT = kD / 8;
+  BK_SHARED_DYNAMIC(uint16_t, smem);
+  uint16_t* sQ = smem;
+  uint16_t* sK = sQ + kBlockM * kStride;
+  uint16_t* sV = sK + 2 * kBlockN * kStride;
+
+  const int splits = ws.num_splits, split = blockIdx.x % splits, m0 = (blockIdx.x / splits) * kBlockM;
+  const int hk = blockIdx.y, b = blockIdx.z;
+  const int group = int(p.heads_q / p.heads_kv), Sq = int(p.seqlen_q), rows = group * Sq;
+  const int Skv = int(p.seqused_k[b]), D = int(p.head_dim), diag = Skv - Sq;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+
+  // This split's keys; the last query (Sq - 1) sees all Skv of them.
+  const int chunk = ws.keys_per_split;
+  const int n_lo = split * chunk, n_hi = n_lo + chunk < Skv ? n_lo + chunk : Skv;
+  const int n_blocks = n_hi > n_lo ? (n_hi - n_lo + kBlockN - 1) / kBlockN : 0;
+
+  // Q rows of the packed tile: each row has its own head and position.
+  constexpr int kChunks = kD / 8;
+  for (int c = threadIdx.x; c < kBlockM * kChunks; c += kThreads) {
+    const int r = c / kChunks, col = (c % kChunks) * 8, row = m0 + r;
+    const bool valid = row < rows && col < D;
+    const int h = hk * group + (valid ? row / Sq : 0), i = valid ? row % Sq : 0;
+    const uint16_t* src = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1] +
+                          i * p.q_stride[2] + (valid ? col : 0);
+    dev::cp_async_16(sQ + r * kStride + col, src, valid);
+  }
+  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1];
+  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1];
+  if (n_blocks > 0) {
+    load_tile<kBlockN, kD, kThreads>(sK, k + n_lo * p.k_stride[2], p.k_stride[2], n_hi - n_lo, D);
+    load_tile<kBlockN, kD, kThreads>(sV, v + n_lo * p.v_stride[2], p.v_stride[2], n_hi - n_lo, D);
+  }
+  dev::cp_async_commit();
+
+  const float scale_log2 = float(p.scale) * kLog2e;
+  int row_pos[2];  // query position of this thread's two rows (causal)
+#pragma unroll
+  for (int r = 0; r < 2; ++r) row_pos[r] = (m0 + warp * 16 + g + 8 * r) % Sq;
+  float acc[kDT][4];
+#pragma unroll
+  for (int i = 0; i < kDT; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[i][e] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const uint16_t* q_frag_row = sQ + (warp * 16 + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
+
+  for (int nb = 0; nb < n_blocks; ++nb) {
+    const int s = nb & 1, n0 = n_lo + nb * kBlockN;
+    if (nb + 1 < n_blocks) {
+      const int n1 = n0 + kBlockN;
+      load_tile<kBlockN, kD, kThreads>(sK + (s ^ 1) * kBlockN * kStride, k + n1 * p.k_stride[2], p.k_stride[2],
+                                       n_hi - n1, D);
+      load_tile<kBlockN, kD, kThreads>(sV + (s ^ 1) * kBlockN * kStride, v + n1 * p.v_stride[2], p.v_stride[2],
+                                       n_hi - n1, D);
+    }
+    dev::cp_async_commit();
+    dev::cp_async_wait<1>();
+    __syncthreads();
+    const uint16_t* sKs = sK + s * kBlockN * kStride;
+    const uint16_t* sVs = sV + s * kBlockN * kStride;
+
+    float S[kNT][4];
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) S[j][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t a[4];
+      dev::ldmatrix_x4(a[0], a[1], a[2], a[3], q_frag_row + 16 * kk);
+#pragma unroll
+      for (int j = 0; j < kNT / 2; ++j) {
+        uint32_t bk[4];
+        dev::ldmatrix_x4(bk[0], bk[1], bk[2], bk[3],
+                         sKs + (16 * j + (lane % 8) + 8 * (lane / 16)) * kStride + 16 * kk + 8 * ((lane / 8) & 1));
+        mma16816<T>(S[2 * j], a, bk);
+        mma16816<T>(S[2 * j + 1], a, bk + 2);
+      }
+    }
+    // Keys past this split's range, and causal (query i sees j <= i + diag).
+    const bool edge = n0 + kBlockN > n_hi || n0 + kBlockN - 1 > diag;
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = n0 + 8 * j + 2 * t + (e & 1);
+        const bool keep = !edge || (col < n_hi && col <= row_pos[e >> 1] + diag);
+        S[j][e] = keep ? S[j][e] * scale_log2 : -INFINITY;
+      }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = row_max[r];
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) mx = fmaxf(mx, fmaxf(S[j][2 * r], S[j][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float base = mx == -INFINITY ? 0.f : mx;
+      const float alpha = exp2f(row_max[r] - base);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 2 * r; e < 2 * r + 2; ++e) {
+          S[j][e] = exp2f(S[j][e] - base);
+          sum += S[j][e];
+        }
+      row_sum[r] = row_sum[r] * alpha + sum;
+#pragma unroll
+      for (int i = 0; i < kDT; ++i) {
+        acc[i][2 * r] *= alpha;
+        acc[i][2 * r + 1] *= alpha;
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
+                             pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
+                             pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
+      const uint16_t* v_row = sVs + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
+#pragma unroll
+      for (int i = 0; i < kD / 16; ++i) {
+        uint32_t bv[4];
+        dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
+        mma16816<T>(acc[2 * i], a, bv);
+        mma16816<T>(acc[2 * i + 1], a, bv + 2);
+      }
+    }
+    __syncthreads();
+  }
+  dev::cp_async_wait<0>();
+
+  // Epilogue: o directly (one split) or this split's normalised partial + lse.
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int row = m0 + warp * 16 + g + 8 * r;
+    if (row >= rows) continue;
+    const int h = hk * group + row / Sq, i = row % Sq;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float lse = l > 0.f ? (row_max[r] + log2f(l)) * kLn2 : -INFINITY;
+    const int64_t row_id = (int64_t(b) * p.heads_q + h) * Sq + i;  // (B, Hq, Sq)
+    if (splits == 1) {
+      uint16_t* o = static_cast<uint16_t*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
+#pragma unroll
+      for (int c = 0; c < kDT; ++c) {
+        const int col = 8 * c + 2 * t;
+        if (col < D) *reinterpret_cast<uint32_t*>(o + col) = pack2<T>(acc[c][2 * r] * inv, acc[c][2 * r + 1] * inv);
+      }
+      if (t == 0) static_cast<float*>(p.lse)[row_id] = lse;
+    } else {
+      const int64_t part = int64_t(split) * p.batch * p.heads_q * Sq + row_id;  // (splits, B, Hq, Sq)
+      float* o = ws.o_partial + part * D;
+#pragma unroll
+      for (int c = 0; c < kDT; ++c) {
+        const int col = 8 * c + 2 * t;
+        if (col < D) {
+          o[col] = acc[c][2 * r] * inv;
+          o[col + 1] = acc[c][2 * r + 1] * inv;
+        }
+      }
+      if (t == 0) ws.lse_partial[part] = lse;
+    }
+  }
+}
+
+// One warp per (b, h, i) row: merge the splits' partials by their lse.
+template <typename T>
+__global__ void __launch_bounds__(128) attention_decode_combine_kernel(const AttentionParams p,
+                                                                        const AttentionDecodeWorkspace ws) {
+  // 32-bit row arithmetic (the dispatcher checks B Hq Sq < 2^31): 64-bit
+  // division is a call whose ABI costs stack spills.
+  const int rows = int(p.batch * p.heads_q * p.seqlen_q), Sq = int(p.seqlen_q), Hq = int(p.heads_q);
+  const int row = blockIdx.x * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  float lse_max = -INFINITY;
+  for (int s = 0; s < ws.num_splits; ++s) lse_max = fmaxf(lse_max, ws.lse_partial[int64_t(s) * rows + row]);
+  float total = 0.f;
+  for (int s = 0; s < ws.num_splits; ++s) {
+    const float l = ws.lse_partial[int64_t(s) * rows + row];
+    total += l == -INFINITY ? 0.f : expf(l - lse_max);
+  }
+  const int i = row % Sq, bh = row / Sq, h = bh % Hq, b = bh / Hq;
+  T* o = static_cast<T*>(p.o) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
+  for (int d = lane; d < p.head_dim; d += 32) {
+    float x = 0.f;
+    for (int s = 0; s < ws.num_splits; ++s) {
+      const float l = ws.lse_partial[int64_t(s) * rows + row];
+      if (l != -INFINITY) x += expf(l - lse_max) / total * ws.o_partial[(int64_t(s) * rows + row) * p.head_dim + d];
+    }
+    o[d] = dev::from_float<T>(x);
+  }
+  if (lane == 0) static_cast<float*>(p.lse)[row] = total > 0.f ? lse_max + logf(total) : -INFINITY;
+}
+
+template <typename T, int kD>
+cudaError_t launch_attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws,
+                                    cudaStream_t stream) {
+  using Tile = FwdTile<kD>;
+  const int64_t rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
+  const dim3 grid(unsigned((rows + Tile::kBlockM - 1) / Tile::kBlockM * ws.num_splits), unsigned(p.heads_kv),
+                  unsigned(p.batch));
+#if defined(__CUDACC__)
+  if (Tile::kSmemBytes > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(attention_decode_kernel<T, kD>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(Tile::kSmemBytes));
+    if (err != cudaSuccess) return err;
+  }
+#endif
+  cudaError_t err =
+      BK_LAUNCH((attention_decode_kernel<T, kD>), grid, dim3(Tile::kThreads), Tile::kSmemBytes, stream, p, ws);
+  if (err != cudaSuccess || ws.num_splits == 1) return err;
+  const int64_t all_rows = p.batch * p.heads_q * p.seqlen_q;
+  return BK_LAUNCH((attention_decode_combine_kernel<T>), dim3(unsigned((all_rows + 3) / 4)), dim3(128), 0, stream,
+                   p, ws);
+}
+
+}  // namespace attn
+}  // namespace cuda
+}  // namespace bk
+
+#define BK_INSTANTIATE_ATTENTION_DECODE(KD)                                                                    \
+  template cudaError_t bk::cuda::attn::launch_attention_decode<__half, KD>(                                    \
+      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&, cudaStream_t);                    \
+  template cudaError_t bk::cuda::attn::launch_attention_decode<__nv_bfloat16, KD>(                             \
+      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&, cudaStream_t);
