@@ -13,9 +13,10 @@ from bigkernels.aot.resources import cuobjdump_path, occupancy
 
 pytest.importorskip("triton")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Measured on the 2-core CI machine: 18 pinned configs x 2 targets in ~5 s of
-# compiling plus ~3 s of imports; 60 s leaves room for a loaded machine.
-BUDGET_S = 60
+# Measured on the 2-core CI machine: 28 pinned configs x 2 targets in ~15 s of
+# compiling plus imports when quiet, ~55 s at load 6. The budget only catches a
+# pathological compile (a config that blows up ptxas), not a slow machine.
+BUDGET_S = 300
 
 
 def test_pinned_configs_compile_for_sm80_and_sm90(tmp_path):
