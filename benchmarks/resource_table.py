@@ -19,9 +19,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
-from bigkernels.aot.resources import WARPS_PER_SM, cuobjdump_path, occupancy
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a checkout, installed or not
+from bigkernels.aot.resources import WARPS_PER_SM, cuobjdump_path, occupancy  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = ("sm_80", "sm_90a")
