@@ -41,3 +41,11 @@ def dim_index(dim, ndim, name):
     if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise ValueError(f"{name}={dim} is out of range for a tensor of {ndim} dimensions")
     return dim % max(ndim, 1)
+
+
+def cuda_recurrent_supports(x, *args):
+    """`supports` of the CUDA LSTM/GRU kernels (csrc/cuda/lstm): fp16/bf16/fp32
+    storage with fp32 math, so float64 calls go to the next backend."""
+    if x.dtype == torch.float64:
+        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
+    return None

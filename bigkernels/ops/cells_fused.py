@@ -10,6 +10,7 @@ the public functions stay there."""
 import torch
 
 from ..backends import register
+from . import _checks
 from ._library import define_native, op, qualname
 
 _LSTM = ("(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool train) "
@@ -98,17 +99,11 @@ def _gru(name):
     return run
 
 
-def _supports(x, *args):
-    if x.dtype == torch.float64:
-        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
-    return None
-
-
 for _suffix, _backend in (("", "cuda"), ("_sim", "cuda_sim")):
     _register_lstm(_suffix)
     _register_gru(_suffix)
     register("lstm_cell", _backend, kernel="bigkernels::lstm_cell_fused" + _suffix,
-             supports=_supports)(_lstm("lstm_cell_fused" + _suffix))
+             supports=_checks.cuda_recurrent_supports)(_lstm("lstm_cell_fused" + _suffix))
     register("gru_cell", _backend, kernel="bigkernels::gru_cell_fused" + _suffix,
-             supports=_supports)(_gru("gru_cell_fused" + _suffix))
+             supports=_checks.cuda_recurrent_supports)(_gru("gru_cell_fused" + _suffix))
 

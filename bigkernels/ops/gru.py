@@ -10,6 +10,7 @@ from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from . import _checks
 from ._library import define_native, op, qualname
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
@@ -70,16 +71,12 @@ def _native(name):
     return run
 
 
-def _cuda_supports(x_proj, *args):
-    if x_proj.dtype == torch.float64:
-        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
-    return None
-
-
 register("gru_layer", "cpu", kernel="bigkernels::gru_layer")(_native("gru_layer"))
 # csrc/cuda/lstm/gru_layer.cu: persistent or per-step, like the LSTM's (docs/lstm.md)
-register("gru_layer", "cuda", kernel="bigkernels::gru_layer", supports=_cuda_supports)(_native("gru_layer"))
-register("gru_layer", "cuda_sim", kernel="bigkernels::gru_layer_sim", supports=_cuda_supports)(_native("gru_layer_sim"))
+register("gru_layer", "cuda", kernel="bigkernels::gru_layer",
+         supports=_checks.cuda_recurrent_supports)(_native("gru_layer"))
+register("gru_layer", "cuda_sim", kernel="bigkernels::gru_layer_sim",
+         supports=_checks.cuda_recurrent_supports)(_native("gru_layer_sim"))
 register("gru_layer", "torch")(composite.gru_layer)
 register("gru_layer", "reference")(reference.gru_layer)
 set_auto_order("gru_layer", "cpu", ("cpu", "torch"))

@@ -10,6 +10,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
+from . import _checks
 from ._library import define_native, op, qualname
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
@@ -94,17 +95,12 @@ def _native(name):
     return run
 
 
-def _cuda_supports(x_proj, *args):
-    if x_proj.dtype == torch.float64:
-        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
-    return None
-
-
 register("lstm_layer", "cpu", kernel="bigkernels::lstm_layer")(_native("lstm_layer"))
 # csrc/cuda/lstm: persistent (weights resident, grid sync per step) or per-step kernels (docs/lstm.md)
-register("lstm_layer", "cuda", kernel="bigkernels::lstm_layer", supports=_cuda_supports)(_native("lstm_layer"))
+register("lstm_layer", "cuda", kernel="bigkernels::lstm_layer",
+         supports=_checks.cuda_recurrent_supports)(_native("lstm_layer"))
 register("lstm_layer", "cuda_sim", kernel="bigkernels::lstm_layer_sim",
-         supports=_cuda_supports)(_native("lstm_layer_sim"))
+         supports=_checks.cuda_recurrent_supports)(_native("lstm_layer_sim"))
 register("lstm_layer", "triton", supports=_triton_supports)(_native("lstm_layer_triton"))
 register("lstm_layer", "torch")(composite.lstm_layer)
 register("lstm_layer", "reference")(reference.lstm_layer)

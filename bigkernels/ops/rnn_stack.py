@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backends import dispatch, register, set_auto_order
+from . import _checks
 from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
@@ -79,9 +80,7 @@ def _cuda_supports(mode, x, *args):
     """The CUDA layer kernels (csrc/cuda/lstm) serve LSTM and GRU in fp32/fp16/bf16."""
     if mode not in ("LSTM", "GRU"):
         return f"no CUDA kernel for {mode} layers yet"
-    if x.dtype == torch.float64:
-        return "the cuda kernels store fp16/bf16/fp32 and compute in fp32: float64 is served by cpu/torch"
-    return None
+    return _checks.cuda_recurrent_supports(x)
 
 
 # triton is not registered until its GRU/RNN layer kernels exist. On a GPU the
