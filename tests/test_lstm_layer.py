@@ -70,6 +70,39 @@ def test_lstm_layer_matches_reference(backend, dtype, shape):
     _check(backend, dtype, shape)
 
 
+# The CPU team kernel (csrc/cpu/lstm/lstm_team.cpp, float32 without a
+# projection) splits units over threads once a step has >= 64K multiply-adds:
+# several batch tiles (B = 13 > 6 rows), a partial unit block (H = 100 is not
+# a multiple of 16 or 8) and more than 4 blocks per thread in the backward.
+TEAM_SHAPES = [(6, 13, 100, 0, False), (5, 13, 100, 0, True), (4, 1, 150, 0, False)]
+
+
+@pytest.mark.parametrize("shape", TEAM_SHAPES, ids=str)
+def test_cpu_team_kernel_matches_reference(shape):
+    _check("cpu", torch.float32, shape)
+
+
+def test_cpu_team_kernel_same_bits_on_any_thread_count():
+    """Each unit's arithmetic is the same whichever thread owns it: results on
+    1 and 2 threads agree bit for bit (a missing barrier would not)."""
+    T, B, H = 9, 13, 100
+    _, a, _ = _inputs(T, B, H, 0, torch.float32)
+    gen = torch.Generator().manual_seed(3)
+    gy = torch.randn(T, B, H, generator=gen)
+    saved = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs = _run("cpu", a, False)
+            grads = torch.autograd.grad(outs[0], [t for t in a if t is not None], gy)
+            runs.append([o.detach() for o in outs] + list(grads))
+    finally:
+        torch.set_num_threads(saved)
+    for one, two in zip(*runs):
+        assert torch.equal(one, two)
+
+
 @pytest.mark.triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_triton_multi_tile(dtype):

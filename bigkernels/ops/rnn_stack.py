@@ -93,23 +93,18 @@ register("rnn_stack", "torch")(torch_fused)
 
 
 def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
-    """From bigkernels/bench/families/lstm.py on the 2-core CI machine (fp32,
-    1 thread, process CPU time; docs/lstm.md). Our kernel wins:
-    - with a projection (oneDNN has none; torch falls back to its unfused
-      loop): 1.28x inference, 1.47x fwd+bwd at B=16, H=256, proj 128;
-    - at batch 1 (our GEMV path): fwd+bwd 1.34-1.42x at H=256 (2 layers),
-      1.65-2.02x at H=512; inference 1.23-1.90x at H=512 but only 0.97-1.20x
-      at H=256 (within this machine's noise), which therefore stays on torch;
-    and loses elsewhere (0.72-0.85x at B=16..64, 0.83-0.97x at B=1, H=128),
-    where torch's oneDNN LSTM serves. GRU: torch has no oneDNN GRU on the
-    CPU (an unfused per-step loop), and our GRU kernel measured 1.04-4.7x at
-    every shape tried (B 1-64, H 128-512, inference and fwd+bwd); RNN
-    (tanh/relu) likewise 1.09-3.8x (torch's loop is unfused there too)."""
-    if mode != "LSTM":
+    """Measured with bigkernels/bench/families/lstm.py on the 2-core CI machine
+    (docs/lstm.md, "Measured"). LSTM: float32 without a projection runs the
+    team kernel (csrc/cpu/lstm/lstm_team.cpp), faster than torch's oneDNN
+    LSTM at every batch and size of the sweep, inference and training (see
+    the table); with a projection torch has no oneDNN path and ours won
+    1.28-1.47x. Other dtypes (float64, and fp16/bf16, which our CPU kernel
+    computes in float32) stay with torch, and so do sequences too short to
+    repay packing the weights. GRU and RNN (tanh/relu): torch's CPU loop is
+    unfused per step, ours measured 1.04-4.7x at every shape tried."""
+    if mode != "LSTM" or proj:
         return ("cpu", "torch")
-    H = weights[1].shape[0] // 4
-    grad = torch.is_grad_enabled() and any(w.requires_grad for w in weights)
-    if proj or (x.shape[1] == 1 and (H >= 512 or (grad and H >= 256))):
+    if x.dtype == torch.float32 and x.shape[0] >= 4:
         return ("cpu", "torch")
     return ("torch", "cpu")
 

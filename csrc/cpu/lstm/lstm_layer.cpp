@@ -4,7 +4,8 @@
 // reverse processing order): the fused gate backward pass, then one GEMM
 // dh_{t-1} = dz_t W_hh. The weight gradients are two or three large GEMMs
 // over all T*B rows after the loop: dW_hh = dz^T [h0; y shifted],
-// dW_hr = dh^T m.
+// dW_hr = dh^T m. Float32 without a projection runs the recurrence on an
+// OpenMP team instead (lstm_team.cpp); the loops here serve the rest.
 #include "cpu/lstm/lstm_layer.h"
 
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "cpu/blas/gemm.h"
 #include "cpu/lstm/gemv.h"
 #include "cpu/lstm/lstm_gates.h"
+#include "cpu/lstm/lstm_team.h"
 #include "cpu/lstm/packed_weight.h"
 
 namespace bk {
@@ -53,6 +55,7 @@ void recur_bwd(const PackedWeight<T>& W, const T* w, const T* dz, T* dh, int64_t
 
 template <typename T>
 void forward(const LstmParams& p) {
+  if (lstm_team_applies(p)) return lstm_team_forward(p);
   const int64_t T_ = p.T, B = p.B, H = p.H, P = p.P, G = 4 * H;
   const T* xp = static_cast<const T*>(p.x_proj);
   const T* w = static_cast<const T*>(p.w_hh);
@@ -85,13 +88,28 @@ void forward(const LstmParams& p) {
   memcpy(p.c_T, c_prev, sizeof(T) * B * H);
 }
 
+// dW_hh = sum_t dz_t^T h_{t-1}: h_{t-1} is h0 for the first processed step
+// and the previous step's output (y shifted by one) for the others.
+template <typename T>
+void recurrent_weight_gradient(const LstmParams& p) {
+  const int64_t T_ = p.T, B = p.B, P = p.P, G = 4 * p.H;
+  const T* dz = static_cast<const T*>(p.grad_x_proj);
+  const T* y = static_cast<const T*>(p.y);
+  T* dw = static_cast<T*>(p.grad_w_hh);
+  const int64_t first = p.reverse ? T_ - 1 : 0;
+  gemm_rm<T>(true, false, G, P, B, T(1), dz + first * B * G, G, static_cast<const T*>(p.h0), P, T(0), dw, P);
+  if (T_ > 1) {
+    const T* dz_rest = p.reverse ? dz : dz + B * G;
+    const T* h_rest = p.reverse ? y + B * P : y;
+    gemm_rm<T>(true, false, G, P, (T_ - 1) * B, T(1), dz_rest, G, h_rest, P, T(1), dw, P);
+  }
+}
+
 template <typename T>
 void backward(const LstmParams& p) {
   const int64_t T_ = p.T, B = p.B, H = p.H, P = p.P, G = 4 * H;
   const T* w = static_cast<const T*>(p.w_hh);
   const T* whr = static_cast<const T*>(p.w_hr);
-  const T* y = static_cast<const T*>(p.y);
-  const T* h0 = static_cast<const T*>(p.h0);
   const T* c0 = static_cast<const T*>(p.c0);
   const T* gates = static_cast<const T*>(p.gates);
   const T* cs = static_cast<const T*>(p.cs);
@@ -103,6 +121,10 @@ void backward(const LstmParams& p) {
     memset(dw, 0, sizeof(T) * G * P);
     if (whr) memset(p.grad_w_hr, 0, sizeof(T) * P * H);
     return;
+  }
+  if (lstm_team_applies(p)) {
+    lstm_team_backward_recurrence(p);
+    return recurrent_weight_gradient<T>(p);
   }
   T* dz = static_cast<T*>(p.grad_x_proj);
   // dh_rec [B,P] (recurrent gradient, ends as grad_h0), dc [B,H] (ends as
@@ -132,15 +154,7 @@ void backward(const LstmParams& p) {
                            whr ? m_all + t * B * H : nullptr, B, H);
     recur_bwd(W, w, dz + t * B * G, dh_rec, B, G, P);
   }
-  // dW_hh = sum_t dz_t^T h_{t-1}: h_{t-1} is h0 for the first processed step
-  // and the previous step's output (y shifted by one) for the others.
-  const int64_t first = p.reverse ? T_ - 1 : 0;
-  gemm_rm<T>(true, false, G, P, B, T(1), dz + first * B * G, G, h0, P, T(0), dw, P);
-  if (T_ > 1) {
-    const T* dz_rest = p.reverse ? dz : dz + B * G;
-    const T* h_rest = p.reverse ? y + B * P : y;
-    gemm_rm<T>(true, false, G, P, (T_ - 1) * B, T(1), dz_rest, G, h_rest, P, T(1), dw, P);
-  }
+  recurrent_weight_gradient<T>(p);
   if (whr) {
     gemm_rm<T>(true, false, P, H, T_ * B, T(1), dh_all, P, m_all, H, T(0), static_cast<T*>(p.grad_w_hr), H);
   }

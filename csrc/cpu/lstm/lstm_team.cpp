@@ -1,0 +1,313 @@
+// The LSTM team kernels (lstm_team.h). Work is split by hidden unit, in
+// blocks of L units (the vector width), so that a step needs no reduction
+// across threads:
+// - forward: a block's four gate rows of W_hh (4 panels, [P][L] each) give
+//   the block's i, f, g, o pre-activations for BT batch rows in registers;
+//   the gate pass runs on them at once (no z buffer). h_t is read by every
+//   thread at step t+1: one barrier per step.
+// - backward: dh_t for a block = dz_{t+1} (all 4H columns) x W_hh[:, block],
+//   a panel of W_hh's columns ([4H][L]); then the block's gate backward
+//   writes its columns of dz_t. dz_t is read by every thread next: one
+//   barrier per step.
+// At H = 256 on two threads each thread's slice is 512 KiB: it stays in its
+// core's L2 for the whole sequence (MKL's per-step GEMM reread W and forked
+// its threads every step).
+#include "cpu/lstm/lstm_team.h"
+
+#include <ATen/Parallel.h>
+#include <omp.h>
+#include <string.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/isa.h"
+#include "cpu/lstm/lstm_math.h"
+#include "cpu/lstm/panel_gemm.h"
+
+namespace bk {
+namespace cpu {
+namespace {
+
+constexpr int64_t kMinSteps = 4;  // packing costs about one step's GEMM
+
+// Forward panels of a thread's unit blocks [ub0, ub1): per block the gate
+// rows i, f, g, o, each [P][L] (units past H are zero).
+void pack_forward(const float* w, int64_t H, int64_t P, int L, int64_t ub0, int64_t ub1, float* dst) {
+  for (int64_t ub = ub0; ub < ub1; ++ub)
+    for (int64_t g = 0; g < 4; ++g) {
+      float* panel = dst + ((ub - ub0) * 4 + g) * P * L;
+      for (int j = 0; j < L; ++j) {
+        const int64_t u = ub * L + j;
+        for (int64_t k = 0; k < P; ++k) panel[k * L + j] = u < H ? w[(g * H + u) * P + k] : 0.f;
+      }
+    }
+}
+
+// Backward panels: per block, W_hh's columns of the block for every one of
+// the 4H rows, [4H][L].
+void pack_backward(const float* w, int64_t H, int L, int64_t ub0, int64_t ub1, float* dst) {
+  for (int64_t ub = ub0; ub < ub1; ++ub) {
+    float* panel = dst + (ub - ub0) * 4 * H * L;
+    for (int64_t r = 0; r < 4 * H; ++r)
+      for (int j = 0; j < L; ++j) {
+        const int64_t u = ub * L + j;
+        panel[r * L + j] = u < H ? w[r * H + u] : 0.f;
+      }
+  }
+}
+
+struct ForwardStep {
+  const float* xp;      // x_proj[t] [B, 4H]
+  const float* h_prev;  // [B, H]
+  const float* c_prev;  // [B, H]
+  float* y;             // y[t] [B, H]
+  float* c;             // [B, H]
+  float* gates;         // [B, 4H] or null
+  int64_t B, H;
+};
+
+// Units [u0, u0 + n) of batch row b, from the block's pre-activations z
+// (z[g * L + j]: gate g of unit u0 + j without x_proj). torch's equations.
+template <int L>
+inline void gates_forward(const ForwardStep& s, const float* z, int64_t b, int64_t u0, int n) {
+  const int64_t H = s.H;
+  const float* xp = s.xp + b * 4 * H + u0;
+  const float* cp = s.c_prev + b * H + u0;
+  float* c = s.c + b * H + u0;
+  float* m = s.y + b * H + u0;
+  float* g = s.gates ? s.gates + b * 4 * H + u0 : nullptr;
+#pragma omp simd
+  for (int j = 0; j < n; ++j) {
+    const float i = sigmoid_(xp[j] + z[j]);
+    const float f = sigmoid_(xp[H + j] + z[L + j]);
+    const float gg = tanh_(xp[2 * H + j] + z[2 * L + j]);
+    const float o = sigmoid_(xp[3 * H + j] + z[3 * L + j]);
+    const float cn = f * cp[j] + i * gg;
+    c[j] = cn;
+    m[j] = o * tanh_(cn);
+    if (g) {
+      g[j] = i;
+      g[H + j] = f;
+      g[2 * H + j] = gg;
+      g[3 * H + j] = o;
+    }
+  }
+}
+
+template <typename Vec>
+inline void forward_blocks(const ForwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
+  constexpr int L = Vec::L, R = Vec::kMaxRows;
+  alignas(64) float z[R * 4 * L];
+  const int64_t H = s.H;
+  for (int64_t ub = ub0; ub < ub1; ++ub) {
+    const float* pan = panels + (ub - ub0) * 4 * H * L;
+    const int64_t u0 = ub * L;
+    const int n = int(std::min<int64_t>(L, H - u0));
+    for (int64_t b0 = 0; b0 < s.B; b0 += R) {
+      const int bt = int(std::min<int64_t>(R, s.B - b0));
+      panel_rows<Vec, R, 4>(bt, s.h_prev + b0 * H, H, pan, H, z);
+      for (int b = 0; b < bt; ++b) gates_forward<L>(s, z + b * 4 * L, b0 + b, u0, n);
+    }
+  }
+}
+
+struct BackwardStep {
+  const float* dz_next;  // dz of the step processed before (t+1 in time order) [B, 4H], or null
+  const float* dh_in;    // with dz_next null: the incoming dh (grad_hT) [B, H]
+  const float* gy;       // grad_y[t] [B, H], or null (the final grad_h0 product)
+  const float* gates;    // [B, 4H] activated gates of step t
+  const float* c;        // c_t [B, H]
+  const float* c_prev;   // c_{t-1} [B, H]
+  float* dc;             // in dL/dc_t, out dL/dc_{t-1} [B, H]
+  float* dz;             // out dz_t [B, 4H]; or, with gates null, out dh = dz_next W_hh [B, H]
+  int64_t B, H;
+};
+
+// Gate backward of units [u0, u0 + n) of batch row b, given dh for them.
+inline void gates_backward(const BackwardStep& s, const float* dh, int64_t b, int64_t u0, int n) {
+  const int64_t H = s.H;
+  const float* g = s.gates + b * 4 * H + u0;
+  const float* c = s.c + b * H + u0;
+  const float* cp = s.c_prev + b * H + u0;
+  float* dc = s.dc + b * H + u0;
+  float* dz = s.dz + b * 4 * H + u0;
+#pragma omp simd
+  for (int j = 0; j < n; ++j) {
+    const float i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+    const float tc = tanh_(c[j]);
+    const float dct = dc[j] + dh[j] * o * (1.f - tc * tc);
+    dz[j] = dct * gg * i * (1.f - i);
+    dz[H + j] = dct * cp[j] * f * (1.f - f);
+    dz[2 * H + j] = dct * i * (1.f - gg * gg);
+    dz[3 * H + j] = dh[j] * tc * o * (1.f - o);
+    dc[j] = dct * f;
+  }
+}
+
+template <typename Vec>
+inline void backward_blocks(const BackwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
+  constexpr int L = Vec::L, R = Vec::kMaxRows, G = 4;  // unit blocks per register tile
+  alignas(64) float acc[R * G * L];
+  alignas(64) float dh[L];
+  const int64_t H = s.H;
+  for (int64_t g0 = ub0; g0 < ub1; g0 += G) {
+    const int np = int(std::min<int64_t>(G, ub1 - g0));
+    const float* pan = panels + (g0 - ub0) * 4 * H * L;
+    for (int64_t b0 = 0; b0 < s.B; b0 += R) {
+      const int bt = int(std::min<int64_t>(R, s.B - b0));
+      if (s.dz_next) panel_block<Vec, G>(bt, np, s.dz_next + b0 * 4 * H, 4 * H, pan, 4 * H, acc);
+      for (int b = 0; b < bt; ++b)
+        for (int p = 0; p < np; ++p) {
+          const int64_t row = b0 + b, u0 = (g0 + p) * L;
+          const int n = int(std::min<int64_t>(L, H - u0));
+          const float* rec = s.dz_next ? acc + (b * np + p) * L : s.dh_in + row * H + u0;
+          if (!s.gates) {  // the last product: grad_h0
+            for (int j = 0; j < n; ++j) s.dz[row * H + u0 + j] = rec[j];
+            continue;
+          }
+          const float* gy = s.gy + row * H + u0;
+          for (int j = 0; j < n; ++j) dh[j] = gy[j] + rec[j];
+          gates_backward(s, dh, row, u0, n);
+        }
+    }
+  }
+}
+
+using ForwardFn = void (*)(const ForwardStep&, const float*, int64_t, int64_t);
+using BackwardFn = void (*)(const BackwardStep&, const float*, int64_t, int64_t);
+
+// One compiled copy per ISA; flatten inlines the panel products (and their
+// intrinsics) into the targeted function.
+#define BK_TEAM_FLATTEN __attribute__((flatten))
+BK_TEAM_FLATTEN void forward_base(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
+  forward_blocks<VecBase>(s, p, a, b);
+}
+BK_TEAM_FLATTEN void backward_base(const BackwardStep& s, const float* p, int64_t a, int64_t b) {
+  backward_blocks<VecBase>(s, p, a, b);
+}
+#if BK_HAS_ISA_CLONES
+BK_TARGET_AVX2 BK_TEAM_FLATTEN void forward_avx2(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
+  forward_blocks<VecAvx2>(s, p, a, b);
+}
+BK_TARGET_AVX2 BK_TEAM_FLATTEN void backward_avx2(const BackwardStep& s, const float* p, int64_t a, int64_t b) {
+  backward_blocks<VecAvx2>(s, p, a, b);
+}
+BK_TARGET_AVX512 BK_TEAM_FLATTEN void forward_avx512(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
+  forward_blocks<VecAvx512>(s, p, a, b);
+}
+BK_TARGET_AVX512 BK_TEAM_FLATTEN void backward_avx512(const BackwardStep& s, const float* p, int64_t a,
+                                                      int64_t b) {
+  backward_blocks<VecAvx512>(s, p, a, b);
+}
+#endif
+
+struct IsaKernels {
+  int L;
+  ForwardFn forward;
+  BackwardFn backward;
+};
+
+IsaKernels isa_kernels() {
+#if BK_HAS_ISA_CLONES
+  switch (best_isa()) {
+    case Isa::Avx512: return {VecAvx512::L, forward_avx512, backward_avx512};
+    case Isa::Avx2: return {VecAvx2::L, forward_avx2, backward_avx2};
+    case Isa::Base: break;
+  }
+#endif
+  return {VecBase::L, forward_base, backward_base};
+}
+
+// Threads for a step of B x 4H x H multiply-adds: below ~64K a step takes
+// about as long as a barrier, so one thread runs it alone.
+int team_size(int64_t B, int64_t H, int64_t blocks) {
+  const int64_t macs = B * 4 * H * H;
+  const int64_t want = std::max<int64_t>(1, macs / (64 * 1024));
+  return int(std::min<int64_t>({int64_t(at::get_num_threads()), blocks, want}));
+}
+
+// This thread's unit blocks in a team of `team`.
+inline void my_blocks(int64_t blocks, int64_t& ub0, int64_t& ub1) {
+  const int64_t team = omp_get_num_threads(), tid = omp_get_thread_num();
+  ub0 = tid * blocks / team;
+  ub1 = (tid + 1) * blocks / team;
+}
+
+}  // namespace
+
+bool lstm_team_applies(const LstmParams& p) {
+  return p.dtype == DType::F32 && p.w_hr == nullptr && p.P == p.H && p.T >= kMinSteps && p.B > 0 && p.H > 0;
+}
+
+void lstm_team_forward(const LstmParams& p) {
+  const int64_t T = p.T, B = p.B, H = p.H;
+  const IsaKernels k = isa_kernels();
+  const int64_t blocks = (H + k.L - 1) / k.L;
+  const float* xp = static_cast<const float*>(p.x_proj);
+  float* y = static_cast<float*>(p.y);
+  float* cs = static_cast<float*>(p.cs);
+  float* gates = static_cast<float*>(p.gates);
+  std::vector<float> cbuf(cs ? 0 : 2 * B * H);  // c double buffer when cells are not saved
+#pragma omp parallel num_threads(team_size(B, H, blocks))
+  {
+    int64_t ub0, ub1;
+    my_blocks(blocks, ub0, ub1);
+    std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
+    pack_forward(static_cast<const float*>(p.w_hh), H, H, k.L, ub0, ub1, panels.data());
+    const float* h_prev = static_cast<const float*>(p.h0);
+    const float* c_prev = static_cast<const float*>(p.c0);
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = p.reverse ? T - 1 - s : s;
+      float* c = cs ? cs + t * B * H : cbuf.data() + (s & 1) * B * H;
+      const ForwardStep step{xp + t * B * 4 * H, h_prev, c_prev, y + t * B * H,
+                             c, gates ? gates + t * B * 4 * H : nullptr, B, H};
+      k.forward(step, panels.data(), ub0, ub1);
+#pragma omp barrier
+      h_prev = step.y;
+      c_prev = c;
+    }
+    if (omp_get_thread_num() == 0) {
+      memcpy(p.h_T, h_prev, sizeof(float) * B * H);
+      memcpy(p.c_T, c_prev, sizeof(float) * B * H);
+    }
+  }
+}
+
+void lstm_team_backward_recurrence(const LstmParams& p) {
+  const int64_t T = p.T, B = p.B, H = p.H;
+  const IsaKernels k = isa_kernels();
+  const int64_t blocks = (H + k.L - 1) / k.L;
+  const float* gy = static_cast<const float*>(p.grad_y);
+  const float* gates = static_cast<const float*>(p.gates);
+  const float* cs = static_cast<const float*>(p.cs);
+  const float* c0 = static_cast<const float*>(p.c0);
+  float* dz = static_cast<float*>(p.grad_x_proj);
+  float* dc = static_cast<float*>(p.grad_c0);
+  memcpy(dc, p.grad_cT, sizeof(float) * B * H);
+#pragma omp parallel num_threads(team_size(B, H, blocks))
+  {
+    int64_t ub0, ub1;
+    my_blocks(blocks, ub0, ub1);
+    std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
+    pack_backward(static_cast<const float*>(p.w_hh), H, k.L, ub0, ub1, panels.data());
+    const float* dz_next = nullptr;
+    for (int64_t s = T - 1; s >= 0; --s) {
+      const int64_t t = p.reverse ? T - 1 - s : s;
+      const int64_t t_prev = p.reverse ? t + 1 : t - 1;
+      const BackwardStep step{dz_next, static_cast<const float*>(p.grad_hT), gy + t * B * H,
+                              gates + t * B * 4 * H, cs + t * B * H, s == 0 ? c0 : cs + t_prev * B * H,
+                              dc, dz + t * B * 4 * H, B, H};
+      k.backward(step, panels.data(), ub0, ub1);
+#pragma omp barrier
+      dz_next = step.dz;
+    }
+    // grad_h0 = dz of the last processed step x W_hh (no gate pass)
+    const BackwardStep last{dz_next, nullptr, nullptr, nullptr, nullptr, nullptr,
+                            nullptr, static_cast<float*>(p.grad_h0), B, H};
+    k.backward(last, panels.data(), ub0, ub1);
+  }
+}
+
+}  // namespace cpu
+}  // namespace bk

@@ -1,0 +1,113 @@
+// Register-blocked products with weight panels packed once per layer call:
+// the per-step GEMMs of the CPU recurrent team kernels (lstm_team.cpp).
+//
+// A panel holds L consecutive output columns of a weight for every k,
+// stored [K][L] (L = the vector width: 16 floats with AVX-512, 8 otherwise).
+// A group of NP panels, stored one after the other, is multiplied by BT rows
+// of A at once: the BT x NP accumulators stay in vector registers, and each
+// k loads NP weight vectors and broadcasts BT values of A. This is what MKL's
+// packed GEMM does too, but called from inside one thread of a team that
+// lives for the whole sequence instead of forking per step (at batch 16 that
+// fork, plus MKL's own blocking for M = 16, cost more than the arithmetic).
+//
+// The vector type comes from an ISA traits struct (VecAvx512, VecAvx2,
+// VecBase): explicit FMA intrinsics, because -std=c++20 turns GCC's
+// contraction of a * b + c into an FMA off. The templates here are plain
+// `inline`: a caller compiles them for one ISA by calling them from a
+// function with that target and __attribute__((flatten)), which inlines
+// everything below it (an always_inline template would be compiled for the
+// default target first and fail to inline the intrinsics).
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/isa.h"
+
+#if BK_HAS_ISA_CLONES
+#include <immintrin.h>
+#endif
+
+#define BK_PANEL_INLINE inline
+
+namespace bk {
+namespace cpu {
+
+#if BK_HAS_ISA_CLONES
+struct VecAvx512 {
+  static constexpr int L = 16;
+  static constexpr int kMaxRows = 6;  // 6 x 4 accumulators + 4 weights of 32 zmm registers
+  using V = __m512;
+  BK_TARGET_AVX512 static BK_PANEL_INLINE V zero() { return _mm512_setzero_ps(); }
+  BK_TARGET_AVX512 static BK_PANEL_INLINE V load(const float* p) { return _mm512_loadu_ps(p); }
+  BK_TARGET_AVX512 static BK_PANEL_INLINE V bcast(float x) { return _mm512_set1_ps(x); }
+  BK_TARGET_AVX512 static BK_PANEL_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  BK_TARGET_AVX512 static BK_PANEL_INLINE void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+};
+
+struct VecAvx2 {
+  static constexpr int L = 8;
+  static constexpr int kMaxRows = 3;  // 3 x 4 accumulators + 4 weights of 16 ymm registers
+  using V = __m256;
+  BK_TARGET_AVX2 static BK_PANEL_INLINE V zero() { return _mm256_setzero_ps(); }
+  BK_TARGET_AVX2 static BK_PANEL_INLINE V load(const float* p) { return _mm256_loadu_ps(p); }
+  BK_TARGET_AVX2 static BK_PANEL_INLINE V bcast(float x) { return _mm256_set1_ps(x); }
+  BK_TARGET_AVX2 static BK_PANEL_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  BK_TARGET_AVX2 static BK_PANEL_INLINE void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+
+struct VecBase {  // any CPU: GCC's generic vectors, no FMA
+  static constexpr int L = 8;
+  static constexpr int kMaxRows = 1;
+  using V = float __attribute__((vector_size(L * sizeof(float))));
+  static BK_PANEL_INLINE V zero() { return V{}; }
+  static BK_PANEL_INLINE V load(const float* p) {
+    V v;
+    memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static BK_PANEL_INLINE V bcast(float x) { return V{} + x; }
+  static BK_PANEL_INLINE V fma(V a, V b, V c) { return a * b + c; }
+  static BK_PANEL_INLINE void store(float* p, V v) { memcpy(p, &v, sizeof(V)); }
+};
+
+// out[b][p][0..L) = sum_k A[b * lda + k] * panels[p][k][0..L), b < BT, p < NP.
+template <typename Vec, int BT, int NP>
+BK_PANEL_INLINE void panel_tile(const float* A, int64_t lda, const float* panels, int64_t K, float* out) {
+  constexpr int L = Vec::L;
+  typename Vec::V acc[BT][NP];
+  for (int b = 0; b < BT; ++b)
+    for (int p = 0; p < NP; ++p) acc[b][p] = Vec::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    typename Vec::V w[NP];
+    for (int p = 0; p < NP; ++p) w[p] = Vec::load(panels + (p * K + k) * L);
+    for (int b = 0; b < BT; ++b) {
+      const auto a = Vec::bcast(A[b * lda + k]);
+      for (int p = 0; p < NP; ++p) acc[b][p] = Vec::fma(a, w[p], acc[b][p]);
+    }
+  }
+  for (int b = 0; b < BT; ++b)
+    for (int p = 0; p < NP; ++p) Vec::store(out + (b * NP + p) * L, acc[b][p]);
+}
+
+// panel_tile for a run-time row count bt <= BTmax (one instantiation each).
+template <typename Vec, int BTmax, int NP>
+BK_PANEL_INLINE void panel_rows(int bt, const float* A, int64_t lda, const float* panels, int64_t K, float* out) {
+  if constexpr (BTmax > 1) {
+    if (bt < BTmax) return panel_rows<Vec, BTmax - 1, NP>(bt, A, lda, panels, K, out);
+  }
+  panel_tile<Vec, BTmax, NP>(A, lda, panels, K, out);
+}
+
+// ... and a run-time panel count np <= NPmax.
+template <typename Vec, int NPmax>
+BK_PANEL_INLINE void panel_block(int bt, int np, const float* A, int64_t lda, const float* panels, int64_t K,
+                                 float* out) {
+  if constexpr (NPmax > 1) {
+    if (np < NPmax) return panel_block<Vec, NPmax - 1>(bt, np, A, lda, panels, K, out);
+  }
+  panel_rows<Vec, Vec::kMaxRows, NPmax>(bt, A, lda, panels, K, out);
+}
+
+}  // namespace cpu
+}  // namespace bk
