@@ -74,7 +74,7 @@ def test_lstm_layer_matches_reference(backend, dtype, shape):
 # projection) splits units over threads once a step has >= 64K multiply-adds:
 # several batch tiles (B = 13 > 6 rows), a partial unit block (H = 100 is not
 # a multiple of 16 or 8) and more than 4 blocks per thread in the backward.
-TEAM_SHAPES = [(6, 13, 100, 0, False), (5, 13, 100, 0, True), (4, 1, 150, 0, False)]
+TEAM_SHAPES = [(6, 13, 100, 0, False), (5, 13, 100, 0, True), (4, 1, 150, 0, False), (5, 1, 300, 0, True)]
 
 
 @pytest.mark.parametrize("shape", TEAM_SHAPES, ids=str)

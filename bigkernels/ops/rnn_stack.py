@@ -93,19 +93,26 @@ register("rnn_stack", "torch")(torch_fused)
 
 
 def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
-    """Measured with bigkernels/bench/families/lstm.py on the 2-core CI machine
-    (docs/lstm.md, "Measured"). LSTM: float32 without a projection runs the
-    team kernel (csrc/cpu/lstm/lstm_team.cpp), faster than torch's oneDNN
-    LSTM at every batch and size of the sweep, inference and training (see
-    the table); with a projection torch has no oneDNN path and ours won
-    1.28-1.47x. Other dtypes (float64, and fp16/bf16, which our CPU kernel
-    computes in float32) stay with torch, and so do sequences too short to
-    repay packing the weights. GRU and RNN (tanh/relu): torch's CPU loop is
-    unfused per step, ours measured 1.04-4.7x at every shape tried."""
+    """Measured on the 2-core CI machine, 2 threads, interleaved medians
+    (docs/lstm.md, "Measured"). LSTM, float32, our team kernel
+    (csrc/cpu/lstm/lstm_team.cpp) against torch's oneDNN LSTM:
+    - training: 1.15-1.77x at batch 1-2 (any H) and at H >= 512 up to batch 8;
+      0.87-1.11x (parity) at batch 4-16 with H <= 256;
+    - inference: 1.02-1.41x at batch 1-2 with H <= 256; 0.72-0.94x at H = 512
+      or batch >= 4, where oneDNN's fused projection + recurrence runs at
+      ~85 % of the machine's GEMM peak and ours at ~75 %.
+    With a projection torch has no oneDNN path and ours won 1.28-1.47x. Other
+    dtypes (float64; fp16/bf16, which our CPU kernel computes in float32)
+    stay with torch, and so do sequences too short to repay packing the
+    weights. GRU and RNN (tanh/relu): torch's CPU loop is unfused per step,
+    ours measured 1.04-4.7x at every shape tried."""
     if mode != "LSTM" or proj:
         return ("cpu", "torch")
     if x.dtype == torch.float32 and x.shape[0] >= 4:
-        return ("cpu", "torch")
+        B, H = x.shape[1], weights[1].shape[0] // 4
+        grad = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights))
+        if (grad and (B <= 2 or H >= 512)) or (not grad and B <= 2 and H <= 256):
+            return ("cpu", "torch")
     return ("torch", "cpu")
 
 

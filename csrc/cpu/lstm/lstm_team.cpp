@@ -31,29 +31,39 @@ namespace {
 
 constexpr int64_t kMinSteps = 4;  // packing costs about one step's GEMM
 
-// Forward panels of a thread's unit blocks [ub0, ub1): per block the gate
-// rows i, f, g, o, each [P][L] (units past H are zero).
-void pack_forward(const float* w, int64_t H, int64_t P, int L, int64_t ub0, int64_t ub1, float* dst) {
-  for (int64_t ub = ub0; ub < ub1; ++ub)
-    for (int64_t g = 0; g < 4; ++g) {
-      float* panel = dst + ((ub - ub0) * 4 + g) * P * L;
-      for (int j = 0; j < L; ++j) {
-        const int64_t u = ub * L + j;
-        for (int64_t k = 0; k < P; ++k) panel[k * L + j] = u < H ? w[(g * H + u) * P + k] : 0.f;
-      }
-    }
+// Unit blocks per register tile: at batch 1 (a GEMV) twice as many, to keep
+// 8 accumulators in flight. The packing below groups blocks the same way.
+inline int64_t forward_group(int64_t B) { return B == 1 ? 2 : 1; }
+inline int64_t backward_group(int64_t B) { return B == 1 ? 8 : 4; }
+
+// Forward panels of a thread's unit blocks [ub0, ub1), in groups of G
+// blocks: a group of nb blocks is [P][nb * 4][L] (block q's gate g is panel
+// q * 4 + g; units past H are zero). Each block takes 4 * P * L floats.
+void pack_forward(const float* w, int64_t H, int64_t P, int L, int64_t G, int64_t ub0, int64_t ub1, float* dst) {
+  for (int64_t g0 = ub0; g0 < ub1; g0 += G) {
+    const int64_t nb = std::min(G, ub1 - g0), np = 4 * nb;
+    float* group = dst + (g0 - ub0) * 4 * P * L;
+    for (int64_t q = 0; q < nb; ++q)
+      for (int64_t g = 0; g < 4; ++g)
+        for (int j = 0; j < L; ++j) {
+          const int64_t u = (g0 + q) * L + j;
+          for (int64_t k = 0; k < P; ++k) group[(k * np + q * 4 + g) * L + j] = u < H ? w[(g * H + u) * P + k] : 0.f;
+        }
+  }
 }
 
-// Backward panels: per block, W_hh's columns of the block for every one of
-// the 4H rows, [4H][L].
-void pack_backward(const float* w, int64_t H, int L, int64_t ub0, int64_t ub1, float* dst) {
-  for (int64_t ub = ub0; ub < ub1; ++ub) {
-    float* panel = dst + (ub - ub0) * 4 * H * L;
+// Backward panels: W_hh's columns of each unit block for all 4H rows, in
+// groups of G blocks: [4H][nb][L]. Each block takes 4 * H * L floats.
+void pack_backward(const float* w, int64_t H, int L, int64_t G, int64_t ub0, int64_t ub1, float* dst) {
+  for (int64_t g0 = ub0; g0 < ub1; g0 += G) {
+    const int64_t nb = std::min(G, ub1 - g0);
+    float* group = dst + (g0 - ub0) * 4 * H * L;
     for (int64_t r = 0; r < 4 * H; ++r)
-      for (int j = 0; j < L; ++j) {
-        const int64_t u = ub * L + j;
-        panel[r * L + j] = u < H ? w[r * H + u] : 0.f;
-      }
+      for (int64_t q = 0; q < nb; ++q)
+        for (int j = 0; j < L; ++j) {
+          const int64_t u = (g0 + q) * L + j;
+          group[(r * nb + q) * L + j] = u < H ? w[r * H + u] : 0.f;
+        }
   }
 }
 
@@ -98,8 +108,19 @@ inline void gates_forward(const ForwardStep& s, const float* z, int64_t b, int64
 template <typename Vec>
 inline void forward_blocks(const ForwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
   constexpr int L = Vec::L, R = Vec::kMaxRows;
-  alignas(64) float z[R * 4 * L];
+  alignas(64) float z[std::max(R, 2) * 4 * L];
   const int64_t H = s.H;
+  if (s.B == 1) {  // a GEMV: two unit blocks per pass keep 8 independent accumulators in flight
+    for (int64_t ub = ub0; ub < ub1; ub += forward_group(1)) {
+      const int nb = int(std::min<int64_t>(forward_group(1), ub1 - ub));
+      panel_block<Vec, 1, 8>(1, 4 * nb, s.h_prev, H, panels + (ub - ub0) * 4 * H * L, H, z);
+      for (int q = 0; q < nb; ++q) {
+        const int64_t u0 = (ub + q) * L;
+        gates_forward<L>(s, z + q * 4 * L, 0, u0, int(std::min<int64_t>(L, H - u0)));
+      }
+    }
+    return;
+  }
   for (int64_t ub = ub0; ub < ub1; ++ub) {
     const float* pan = panels + (ub - ub0) * 4 * H * L;
     const int64_t u0 = ub * L;
@@ -147,8 +168,10 @@ inline void gates_backward(const BackwardStep& s, const float* dh, int64_t b, in
 
 template <typename Vec>
 inline void backward_blocks(const BackwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
-  constexpr int L = Vec::L, R = Vec::kMaxRows, G = 4;  // unit blocks per register tile
-  alignas(64) float acc[R * G * L];
+  // Unit blocks per register tile: 4 x up to R batch rows, or 8 at batch 1 (a GEMV).
+  constexpr int L = Vec::L, R = Vec::kMaxRows;
+  const int G = int(backward_group(s.B));
+  alignas(64) float acc[std::max(R * 4, 8) * L];
   alignas(64) float dh[L];
   const int64_t H = s.H;
   for (int64_t g0 = ub0; g0 < ub1; g0 += G) {
@@ -156,7 +179,8 @@ inline void backward_blocks(const BackwardStep& s, const float* panels, int64_t 
     const float* pan = panels + (g0 - ub0) * 4 * H * L;
     for (int64_t b0 = 0; b0 < s.B; b0 += R) {
       const int bt = int(std::min<int64_t>(R, s.B - b0));
-      if (s.dz_next) panel_block<Vec, G>(bt, np, s.dz_next + b0 * 4 * H, 4 * H, pan, 4 * H, acc);
+      if (s.dz_next && s.B == 1) panel_block<Vec, 1, 8>(1, np, s.dz_next, 4 * H, pan, 4 * H, acc);
+      if (s.dz_next && s.B > 1) panel_block<Vec, R, 4>(bt, np, s.dz_next + b0 * 4 * H, 4 * H, pan, 4 * H, acc);
       for (int b = 0; b < bt; ++b)
         for (int p = 0; p < np; ++p) {
           const int64_t row = b0 + b, u0 = (g0 + p) * L;
@@ -254,7 +278,7 @@ void lstm_team_forward(const LstmParams& p) {
     int64_t ub0, ub1;
     my_blocks(blocks, ub0, ub1);
     std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
-    pack_forward(static_cast<const float*>(p.w_hh), H, H, k.L, ub0, ub1, panels.data());
+    pack_forward(static_cast<const float*>(p.w_hh), H, H, k.L, forward_group(B), ub0, ub1, panels.data());
     const float* h_prev = static_cast<const float*>(p.h0);
     const float* c_prev = static_cast<const float*>(p.c0);
     for (int64_t s = 0; s < T; ++s) {
@@ -290,7 +314,7 @@ void lstm_team_backward_recurrence(const LstmParams& p) {
     int64_t ub0, ub1;
     my_blocks(blocks, ub0, ub1);
     std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
-    pack_backward(static_cast<const float*>(p.w_hh), H, k.L, ub0, ub1, panels.data());
+    pack_backward(static_cast<const float*>(p.w_hh), H, k.L, backward_group(B), ub0, ub1, panels.data());
     const float* dz_next = nullptr;
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = p.reverse ? T - 1 - s : s;
