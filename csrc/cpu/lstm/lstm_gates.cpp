@@ -27,18 +27,15 @@ template <typename T, bool Save>
 BK_INLINE void forward_row(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T i = sigmoid_(xp[j] + zr[j]);
-    const T f = sigmoid_(xp[H + j] + zr[H + j]);
-    const T gg = tanh_(xp[2 * H + j] + zr[2 * H + j]);
-    const T o = sigmoid_(xp[3 * H + j] + zr[3 * H + j]);
-    const T cn = f * cp[j] + i * gg;
-    c[j] = cn;
-    m[j] = o * tanh_(cn);
+    const auto e = lstm_cell_forward(xp[j] + zr[j], xp[H + j] + zr[H + j], xp[2 * H + j] + zr[2 * H + j],
+                                     xp[3 * H + j] + zr[3 * H + j], cp[j]);
+    c[j] = e.c;
+    m[j] = e.m;
     if constexpr (Save) {
-      g[j] = i;
-      g[H + j] = f;
-      g[2 * H + j] = gg;
-      g[3 * H + j] = o;
+      g[j] = e.i;
+      g[H + j] = e.f;
+      g[2 * H + j] = e.g;
+      g[3 * H + j] = e.o;
     }
   }
 }
@@ -47,15 +44,13 @@ template <typename T, bool SaveM>
 BK_INLINE void backward_row(const T* g, const T* c, const T* cp, const T* dm, T* dc, T* dz, T* m, int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-    const T tc = tanh_(c[j]);
-    const T dct = dc[j] + dm[j] * o * (T(1) - tc * tc);
-    dz[j] = dct * gg * i * (T(1) - i);
-    dz[H + j] = dct * cp[j] * f * (T(1) - f);
-    dz[2 * H + j] = dct * i * (T(1) - gg * gg);
-    dz[3 * H + j] = dm[j] * tc * o * (T(1) - o);
-    dc[j] = dct * f;
-    if constexpr (SaveM) m[j] = o * tc;
+    const auto e = lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dm[j], dc[j]);
+    dz[j] = e.dzi;
+    dz[H + j] = e.dzf;
+    dz[2 * H + j] = e.dzg;
+    dz[3 * H + j] = e.dzo;
+    dc[j] = e.dc_prev;
+    if constexpr (SaveM) m[j] = e.m;
   }
 }
 

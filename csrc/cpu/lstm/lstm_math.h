@@ -25,5 +25,33 @@ BK_INLINE float tanh_(float x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.
 BK_INLINE double sigmoid_(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 BK_INLINE double tanh_(double x) { return std::tanh(x); }
 
+// One LSTM cell element, torch's equations, shared by the per-step gate
+// passes (lstm_gates.cpp) and the team kernel (lstm_team.cpp). Forward from
+// the pre-activations z = x_proj + h W_hh^T of gates i, f, g, o:
+template <typename T>
+struct LstmCellForward {
+  T i, f, g, o, c, m;  // activated gates, c_t, m_t = o tanh(c_t)
+};
+template <typename T>
+BK_INLINE LstmCellForward<T> lstm_cell_forward(T zi, T zf, T zg, T zo, T c_prev) {
+  const T i = sigmoid_(zi), f = sigmoid_(zf), g = tanh_(zg), o = sigmoid_(zo);
+  const T c = f * c_prev + i * g;
+  return {i, f, g, o, c, o * tanh_(c)};
+}
+
+// Backward from the saved activated gates and c_t, given dL/dm_t and the
+// incoming dL/dc_t: dL/dz of each gate, dL/dc_{t-1}, and m_t recomputed.
+template <typename T>
+struct LstmCellBackward {
+  T dzi, dzf, dzg, dzo, dc_prev, m;
+};
+template <typename T>
+BK_INLINE LstmCellBackward<T> lstm_cell_backward(T i, T f, T g, T o, T c, T c_prev, T dm, T dc) {
+  const T tc = tanh_(c);
+  const T dct = dc + dm * o * (T(1) - tc * tc);
+  return {dct * g * i * (T(1) - i), dct * c_prev * f * (T(1) - f), dct * i * (T(1) - g * g),
+          dm * tc * o * (T(1) - o), dct * f, o * tc};
+}
+
 }  // namespace cpu
 }  // namespace bk

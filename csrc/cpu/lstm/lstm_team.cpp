@@ -89,18 +89,15 @@ inline void gates_forward(const ForwardStep& s, const float* z, int64_t b, int64
   float* g = s.gates ? s.gates + b * 4 * H + u0 : nullptr;
 #pragma omp simd
   for (int j = 0; j < n; ++j) {
-    const float i = sigmoid_(xp[j] + z[j]);
-    const float f = sigmoid_(xp[H + j] + z[L + j]);
-    const float gg = tanh_(xp[2 * H + j] + z[2 * L + j]);
-    const float o = sigmoid_(xp[3 * H + j] + z[3 * L + j]);
-    const float cn = f * cp[j] + i * gg;
-    c[j] = cn;
-    m[j] = o * tanh_(cn);
+    const auto e = lstm_cell_forward(xp[j] + z[j], xp[H + j] + z[L + j], xp[2 * H + j] + z[2 * L + j],
+                                     xp[3 * H + j] + z[3 * L + j], cp[j]);
+    c[j] = e.c;
+    m[j] = e.m;
     if (g) {
-      g[j] = i;
-      g[H + j] = f;
-      g[2 * H + j] = gg;
-      g[3 * H + j] = o;
+      g[j] = e.i;
+      g[H + j] = e.f;
+      g[2 * H + j] = e.g;
+      g[3 * H + j] = e.o;
     }
   }
 }
@@ -155,14 +152,12 @@ inline void gates_backward(const BackwardStep& s, const float* dh, int64_t b, in
   float* dz = s.dz + b * 4 * H + u0;
 #pragma omp simd
   for (int j = 0; j < n; ++j) {
-    const float i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-    const float tc = tanh_(c[j]);
-    const float dct = dc[j] + dh[j] * o * (1.f - tc * tc);
-    dz[j] = dct * gg * i * (1.f - i);
-    dz[H + j] = dct * cp[j] * f * (1.f - f);
-    dz[2 * H + j] = dct * i * (1.f - gg * gg);
-    dz[3 * H + j] = dh[j] * tc * o * (1.f - o);
-    dc[j] = dct * f;
+    const auto e = lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dh[j], dc[j]);
+    dz[j] = e.dzi;
+    dz[H + j] = e.dzf;
+    dz[2 * H + j] = e.dzg;
+    dz[3 * H + j] = e.dzo;
+    dc[j] = e.dc_prev;
   }
 }
 
