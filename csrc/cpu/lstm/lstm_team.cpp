@@ -102,10 +102,11 @@ inline void gates_forward(const ForwardStep& s, const float* z, int64_t b, int64
   }
 }
 
+// scratch: [B][4][L] floats (the pre-activations of one unit block).
 template <typename Vec>
-inline void forward_blocks(const ForwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
-  constexpr int L = Vec::L, R = Vec::kMaxRows;
-  alignas(64) float z[std::max(R, 2) * 4 * L];
+inline void forward_blocks(const ForwardStep& s, const float* panels, float* scratch, int64_t ub0, int64_t ub1) {
+  constexpr int L = Vec::L;
+  alignas(64) float z[2 * 4 * L];
   const int64_t H = s.H;
   if (s.B == 1) {  // a GEMV: two unit blocks per pass keep 8 independent accumulators in flight
     for (int64_t ub = ub0; ub < ub1; ub += forward_group(1)) {
@@ -119,14 +120,10 @@ inline void forward_blocks(const ForwardStep& s, const float* panels, int64_t ub
     return;
   }
   for (int64_t ub = ub0; ub < ub1; ++ub) {
-    const float* pan = panels + (ub - ub0) * 4 * H * L;
     const int64_t u0 = ub * L;
     const int n = int(std::min<int64_t>(L, H - u0));
-    for (int64_t b0 = 0; b0 < s.B; b0 += R) {
-      const int bt = int(std::min<int64_t>(R, s.B - b0));
-      panel_rows<Vec, R, 4>(bt, s.h_prev + b0 * H, H, pan, H, z);
-      for (int b = 0; b < bt; ++b) gates_forward<L>(s, z + b * 4 * L, b0 + b, u0, n);
-    }
+    panel_all_rows<Vec>(s.B, 4, s.h_prev, H, panels + (ub - ub0) * 4 * H * L, H, scratch);
+    for (int64_t b = 0; b < s.B; ++b) gates_forward<L>(s, scratch + b * 4 * L, b, u0, n);
   }
 }
 
@@ -161,65 +158,55 @@ inline void gates_backward(const BackwardStep& s, const float* dh, int64_t b, in
   }
 }
 
+// scratch: [B][backward_group(B)][L] floats (dz_next W_hh for a group of unit blocks).
 template <typename Vec>
-inline void backward_blocks(const BackwardStep& s, const float* panels, int64_t ub0, int64_t ub1) {
-  // Unit blocks per register tile: 4 x up to R batch rows, or 8 at batch 1 (a GEMV).
-  constexpr int L = Vec::L, R = Vec::kMaxRows;
+inline void backward_blocks(const BackwardStep& s, const float* panels, float* scratch, int64_t ub0, int64_t ub1) {
+  // Unit blocks per register tile: 4 x up to kMaxRows batch rows, or 8 at batch 1 (a GEMV).
+  constexpr int L = Vec::L;
   const int G = int(backward_group(s.B));
-  alignas(64) float acc[std::max(R * 4, 8) * L];
   alignas(64) float dh[L];
   const int64_t H = s.H;
   for (int64_t g0 = ub0; g0 < ub1; g0 += G) {
     const int np = int(std::min<int64_t>(G, ub1 - g0));
     const float* pan = panels + (g0 - ub0) * 4 * H * L;
-    for (int64_t b0 = 0; b0 < s.B; b0 += R) {
-      const int bt = int(std::min<int64_t>(R, s.B - b0));
-      if (s.dz_next && s.B == 1) panel_block<Vec, 1, 8>(1, np, s.dz_next, 4 * H, pan, 4 * H, acc);
-      if (s.dz_next && s.B > 1) panel_block<Vec, R, 4>(bt, np, s.dz_next + b0 * 4 * H, 4 * H, pan, 4 * H, acc);
-      for (int b = 0; b < bt; ++b)
-        for (int p = 0; p < np; ++p) {
-          const int64_t row = b0 + b, u0 = (g0 + p) * L;
-          const int n = int(std::min<int64_t>(L, H - u0));
-          const float* rec = s.dz_next ? acc + (b * np + p) * L : s.dh_in + row * H + u0;
-          if (!s.gates) {  // the last product: grad_h0
-            for (int j = 0; j < n; ++j) s.dz[row * H + u0 + j] = rec[j];
-            continue;
-          }
-          const float* gy = s.gy + row * H + u0;
-          for (int j = 0; j < n; ++j) dh[j] = gy[j] + rec[j];
-          gates_backward(s, dh, row, u0, n);
+    if (s.dz_next && s.B == 1) panel_block<Vec, 1, 8>(1, np, s.dz_next, 4 * H, pan, 4 * H, scratch);
+    if (s.dz_next && s.B > 1) panel_all_rows<Vec>(s.B, np, s.dz_next, 4 * H, pan, 4 * H, scratch);
+    for (int64_t row = 0; row < s.B; ++row)
+      for (int p = 0; p < np; ++p) {
+        const int64_t u0 = (g0 + p) * L;
+        const int n = int(std::min<int64_t>(L, H - u0));
+        const float* rec = s.dz_next ? scratch + (row * np + p) * L : s.dh_in + row * H + u0;
+        if (!s.gates) {  // the last product: grad_h0
+          for (int j = 0; j < n; ++j) s.dz[row * H + u0 + j] = rec[j];
+          continue;
         }
-    }
+        const float* gy = s.gy + row * H + u0;
+        for (int j = 0; j < n; ++j) dh[j] = gy[j] + rec[j];
+        gates_backward(s, dh, row, u0, n);
+      }
   }
 }
 
-using ForwardFn = void (*)(const ForwardStep&, const float*, int64_t, int64_t);
-using BackwardFn = void (*)(const BackwardStep&, const float*, int64_t, int64_t);
+using ForwardFn = void (*)(const ForwardStep&, const float*, float*, int64_t, int64_t);
+using BackwardFn = void (*)(const BackwardStep&, const float*, float*, int64_t, int64_t);
 
 // One compiled copy per ISA; flatten inlines the panel products (and their
 // intrinsics) into the targeted function.
-#define BK_TEAM_FLATTEN __attribute__((flatten))
-BK_TEAM_FLATTEN void forward_base(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
-  forward_blocks<VecBase>(s, p, a, b);
-}
-BK_TEAM_FLATTEN void backward_base(const BackwardStep& s, const float* p, int64_t a, int64_t b) {
-  backward_blocks<VecBase>(s, p, a, b);
-}
+#define BK_TEAM_KERNELS(TARGET, SUFFIX, VEC)                                                            \
+  TARGET __attribute__((flatten)) void forward_##SUFFIX(const ForwardStep& s, const float* panels,       \
+                                                        float* scratch, int64_t ub0, int64_t ub1) {      \
+    forward_blocks<VEC>(s, panels, scratch, ub0, ub1);                                                   \
+  }                                                                                                      \
+  TARGET __attribute__((flatten)) void backward_##SUFFIX(const BackwardStep& s, const float* panels,     \
+                                                         float* scratch, int64_t ub0, int64_t ub1) {     \
+    backward_blocks<VEC>(s, panels, scratch, ub0, ub1);                                                  \
+  }
+BK_TEAM_KERNELS(, base, VecBase)
 #if BK_HAS_ISA_CLONES
-BK_TARGET_AVX2 BK_TEAM_FLATTEN void forward_avx2(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
-  forward_blocks<VecAvx2>(s, p, a, b);
-}
-BK_TARGET_AVX2 BK_TEAM_FLATTEN void backward_avx2(const BackwardStep& s, const float* p, int64_t a, int64_t b) {
-  backward_blocks<VecAvx2>(s, p, a, b);
-}
-BK_TARGET_AVX512 BK_TEAM_FLATTEN void forward_avx512(const ForwardStep& s, const float* p, int64_t a, int64_t b) {
-  forward_blocks<VecAvx512>(s, p, a, b);
-}
-BK_TARGET_AVX512 BK_TEAM_FLATTEN void backward_avx512(const BackwardStep& s, const float* p, int64_t a,
-                                                      int64_t b) {
-  backward_blocks<VecAvx512>(s, p, a, b);
-}
+BK_TEAM_KERNELS(BK_TARGET_AVX2, avx2, VecAvx2)
+BK_TEAM_KERNELS(BK_TARGET_AVX512, avx512, VecAvx512)
 #endif
+#undef BK_TEAM_KERNELS
 
 struct IsaKernels {
   int L;
@@ -274,6 +261,7 @@ void lstm_team_forward(const LstmParams& p) {
     my_blocks(blocks, ub0, ub1);
     std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
     pack_forward(static_cast<const float*>(p.w_hh), H, H, k.L, forward_group(B), ub0, ub1, panels.data());
+    std::vector<float> scratch(B * 4 * k.L);
     const float* h_prev = static_cast<const float*>(p.h0);
     const float* c_prev = static_cast<const float*>(p.c0);
     for (int64_t s = 0; s < T; ++s) {
@@ -281,7 +269,7 @@ void lstm_team_forward(const LstmParams& p) {
       float* c = cs ? cs + t * B * H : cbuf.data() + (s & 1) * B * H;
       const ForwardStep step{xp + t * B * 4 * H, h_prev, c_prev, y + t * B * H,
                              c, gates ? gates + t * B * 4 * H : nullptr, B, H};
-      k.forward(step, panels.data(), ub0, ub1);
+      k.forward(step, panels.data(), scratch.data(), ub0, ub1);
 #pragma omp barrier
       h_prev = step.y;
       c_prev = c;
@@ -310,6 +298,7 @@ void lstm_team_backward_recurrence(const LstmParams& p) {
     my_blocks(blocks, ub0, ub1);
     std::vector<float> panels((ub1 - ub0) * 4 * H * k.L);
     pack_backward(static_cast<const float*>(p.w_hh), H, k.L, backward_group(B), ub0, ub1, panels.data());
+    std::vector<float> scratch(B * backward_group(B) * k.L);
     const float* dz_next = nullptr;
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = p.reverse ? T - 1 - s : s;
@@ -317,14 +306,14 @@ void lstm_team_backward_recurrence(const LstmParams& p) {
       const BackwardStep step{dz_next, static_cast<const float*>(p.grad_hT), gy + t * B * H,
                               gates + t * B * 4 * H, cs + t * B * H, s == 0 ? c0 : cs + t_prev * B * H,
                               dc, dz + t * B * 4 * H, B, H};
-      k.backward(step, panels.data(), ub0, ub1);
+      k.backward(step, panels.data(), scratch.data(), ub0, ub1);
 #pragma omp barrier
       dz_next = step.dz;
     }
     // grad_h0 = dz of the last processed step x W_hh (no gate pass)
     const BackwardStep last{dz_next, nullptr, nullptr, nullptr, nullptr, nullptr,
                             nullptr, static_cast<float*>(p.grad_h0), B, H};
-    k.backward(last, panels.data(), ub0, ub1);
+    k.backward(last, panels.data(), scratch.data(), ub0, ub1);
   }
 }
 
