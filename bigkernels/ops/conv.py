@@ -14,7 +14,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname
+from ._library import define_native, op, qualname, register_autograd
 
 _ARGS = "int[] stride, int[] padding, int[] dilation, int groups, int activation, float alpha"
 _FWD = f"(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, {_ARGS}, bool save_preact) -> (Tensor, Tensor)"
@@ -85,13 +85,13 @@ def _register_autograd(forward_name, backward_name):
         return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, gres,
                 None, None, None, None, None, None, None)
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.conv2d: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("conv2d", "conv2d_backward")

@@ -10,7 +10,7 @@ from ..reference import epilogue as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname
+from ._library import define_native, op, qualname, register_autograd
 
 _FWD = "(Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, int channel_dim) -> Tensor"
 _BWD = ("(Tensor grad_y, Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, "
@@ -51,13 +51,13 @@ def _register_autograd(forward_name, backward_name):
         grad_res = grad_z if residual is not None and ctx.needs_input_grad[2] else None
         return grad_z, grad_bias, grad_res, None, None, None
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, grad):
         raise RuntimeError("bigkernels.ops.bias_act: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("bias_act", "bias_act_backward")
