@@ -194,7 +194,7 @@ def attention(q, k, v, *, causal=False, attn_mask=None, scale=None, dropout_p=0.
         dtype = torch.get_autocast_dtype(q.device.type)
     else:
         dtype = _checks.common_dtype((q, k, v), ("q", "k", "v"))
-    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    q, k, v = _checks.cast(q, dtype), _checks.cast(k, dtype), _checks.cast(v, dtype)
     seed = philox.draw_seed() if dropout_p > 0 else 0
     out, lse = dispatch("attention", q.device.type, q, k, v, attn_mask, causal, scale, dropout_p, seed, 0,
                         return_lse)

@@ -116,7 +116,7 @@ def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, trainin
         _checks.same_device(z, "z", residual, "residual")
         if residual.shape != z.shape:
             raise ValueError(f"residual must have z's shape {list(z.shape)}, got {list(residual.shape)}")
-        residual = residual.to(z.dtype).contiguous(memory_format=_format(z))
+        residual = _checks.cast(residual, z.dtype).contiguous(memory_format=_format(z))
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean and running_var are needed when training=False")
     if training and z.numel() // c <= 1:

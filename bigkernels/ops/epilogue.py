@@ -124,9 +124,9 @@ def bias_act(x, bias=None, residual=None, activation="none", *, negative_slope=0
     if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
         raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
     dtype = _checks.common_dtype((x, bias, residual), ("x", "bias", "residual"))
-    x = _dense(x.to(dtype), channel_dim)
-    bias = None if bias is None else bias.to(dtype).contiguous()
-    residual = None if residual is None else _like(residual.to(dtype), x)
+    x = _dense(_checks.cast(x, dtype), channel_dim)
+    bias = None if bias is None else _checks.cast(bias, dtype).contiguous()
+    residual = None if residual is None else _like(_checks.cast(residual, dtype), x)
     return dispatch("bias_act", x.device.type, x, bias, residual, code, float(negative_slope), channel_dim)
 
 
