@@ -148,8 +148,20 @@ if availability.triton_installed():
     register("conv2d", "triton", supports=_triton_supports)(_call("conv2d_triton"))
 register("conv2d", "reference")(reference.conv2d)
 
-# CPU: see docs/conv.md for the measurements behind this order.
-set_auto_order("conv2d", "cpu", ("cpu", "torch"))
+
+
+def _cpu_auto_order(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha):
+    """CPU: see docs/conv.md ("Routing on the CPU") for the measurements. Both
+    backends run the same oneDNN convolution (bias inside); ours adds the
+    activation and residual as post-ops. With neither there is nothing to
+    fuse, and the custom op's Python autograd layer makes `cpu` 1-17 % slower
+    than torch's own conv (11 shapes, forward and forward+backward), so torch
+    serves those calls (the convolution of Conv2dBNAct in training, before
+    bn_act)."""
+    return ("cpu", "torch") if act != 0 or residual is not None else ("torch", "cpu")
+
+
+set_auto_order("conv2d", "cpu", _cpu_auto_order)
 
 
 # ---------------------------------------------------------------- arguments
