@@ -53,7 +53,7 @@ def main():
         x = torch.randn(n, c, h, h, requires_grad=True)
         w = torch.randn(k, c, r, r, requires_grad=True)
         for act in ("none", "relu"):
-            def fwd(act=act):
+            def fwd(act=act, x=x, w=w, r=r):
                 return ops.conv2d(x, w, None, 1, r // 2, activation=act)
 
             cpu, tch = alternate(forced("cpu", lambda: fwd().sum().backward()),

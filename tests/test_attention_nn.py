@@ -146,5 +146,5 @@ def test_self_attention_in_either_layout(batch_first, causal):
     g = _x(*got.shape, seed=4)
     a = torch.autograd.grad(expected, (x, ref.in_proj_weight, ref.in_proj_bias), g)
     b = torch.autograd.grad(got, (x, ours.in_proj_weight, ours.in_proj_bias), g)
-    for name, u, w in zip(("x", "in_proj_weight", "in_proj_bias"), b, a):
+    for name, u, w in zip(("x", "in_proj_weight", "in_proj_bias"), b, a, strict=True):
         torch.testing.assert_close(u, w, atol=5e-5, rtol=1e-4, msg=name)

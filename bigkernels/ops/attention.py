@@ -10,7 +10,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks, philox
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _FWD = ("(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, bool causal, float scale, float dropout_p, "
         "int seed, int offset) -> (Tensor, Tensor)")

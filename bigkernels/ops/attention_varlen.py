@@ -9,7 +9,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _VARLEN = ("(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, "
            "int max_seqlen_k, bool causal, float scale) -> (Tensor, Tensor)")

@@ -12,7 +12,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _FWD = ("(Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor? mean, Tensor? var, float eps, "
         "int activation, float alpha) -> (Tensor, Tensor, Tensor)")

@@ -11,7 +11,7 @@ import torch
 
 from ..backends import register
 from . import _checks
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _LSTM = ("(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool train) "
          "-> (Tensor, Tensor, Tensor, Tensor)")

@@ -14,7 +14,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _ARGS = "int[] stride, int[] padding, int[] dilation, int groups, int activation, float alpha"
 _FWD = f"(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, {_ARGS}, bool save_preact) -> (Tensor, Tensor)"

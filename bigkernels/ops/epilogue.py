@@ -10,7 +10,7 @@ from ..reference import epilogue as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _FWD = "(Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, int channel_dim) -> Tensor"
 _BWD = ("(Tensor grad_y, Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, "

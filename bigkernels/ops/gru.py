@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
 _BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor y, Tensor ws, bool reverse) "

@@ -8,7 +8,7 @@ from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
-from ._library import define_native, op, qualname, register_autograd
+from ._library import define_native, op, register_autograd
 
 NONLINEARITIES = ("tanh", "relu")
 define_native("rnn_layer", "(Tensor x_proj, Tensor h0, Tensor w_hh, bool relu, bool reverse) -> (Tensor, Tensor)",
