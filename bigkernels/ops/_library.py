@@ -41,7 +41,7 @@ def register_autograd(name: str, backward, *, setup_context=None):
     Why not torch's: its kernel calls torch._library.utils.fill_defaults on
     every differentiable call, which reads the pybind `schema.arguments` list
     twice per argument: 27 us per conv2d call, 19 us per bn_act or attention
-    call (torch 2.13, measured on the 2-core CI VM), more than the op's own
+    call (torch 2.13, measured on our 2-core dev VM), more than the op's own
     Python layer. Our schemas are positional with no defaults, so the inputs
     are complete as the dispatcher passes them; the defaults (if any) are
     filled from a list read once here."""
