@@ -129,3 +129,22 @@ def test_encoder_and_decoder_layers_match_torch(norm_first):
     out = dec(tgt, src, tgt_mask=tmask, tgt_is_causal=True, memory_key_padding_mask=kpm)
     expected = dec_ref(tgt, src, tgt_mask=tmask, tgt_is_causal=True, memory_key_padding_mask=kpm)
     torch.testing.assert_close(out, expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_self_attention_in_either_layout(batch_first, causal):
+    """query is key is value: one packed in-projection, heads as views of it,
+    in the caller's layout (no transposed copies); values and gradients as torch's."""
+    ref, ours = _pair(dropout=0.0, batch_first=batch_first)
+    x = _x(*((3, 9, E) if batch_first else (9, 3, E)), seed=1).requires_grad_()
+    masks = dict(attn_mask=torch.nn.Transformer.generate_square_subsequent_mask(9), is_causal=True) if causal else {}
+    expected, _ = ref(x, x, x, need_weights=False, **masks)
+    got, _ = ours(x, x, x, need_weights=False, **masks)
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    g = _x(*got.shape, seed=4)
+    a = torch.autograd.grad(expected, (x, ref.in_proj_weight, ref.in_proj_bias), g)
+    b = torch.autograd.grad(got, (x, ours.in_proj_weight, ours.in_proj_bias), g)
+    for name, u, w in zip(("x", "in_proj_weight", "in_proj_bias"), b, a, strict=True):
+        torch.testing.assert_close(u, w, atol=5e-5, rtol=1e-4, msg=name)

@@ -85,3 +85,22 @@ def test_autocast_runs_in_the_autocast_dtype_like_torch():
         expected = torch.nn.functional.conv2d(x, w, b, *CONV)
     assert y.dtype == expected.dtype == torch.bfloat16
     torch.testing.assert_close(y, torch.relu(expected))
+
+
+def test_cpu_auto_routes_a_conv_with_nothing_to_fuse_to_torch():
+    """The CPU routing rule (docs/conv.md, "Routing on the CPU"): no activation
+    and no residual -> torch's conv first; anything to fuse -> our kernel first."""
+    ensure_backend("cpu")
+    from bigkernels.backends import select
+
+    x, w, b, r = (t.detach() for t in _args())
+
+    def chosen(act, residual, bias=None):
+        return select("conv2d", "cpu", (x, w, bias, residual, *CONV, act, 0.01), {}).backend
+
+    assert chosen(0, None) == "torch"
+    assert chosen(0, None, b) == "torch"  # oneDNN takes the bias inside the conv on both backends
+    assert chosen(1, None) == "cpu"
+    assert chosen(0, r) == "cpu"
+    with bigkernels.use_backend("cpu"):  # forcing still reaches our kernel
+        assert chosen(0, None) == "cpu"

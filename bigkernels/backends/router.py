@@ -27,6 +27,8 @@ class BackendError(RuntimeError):
 def set_auto_order(op: str, device_type: str, order):
     """`order` is a tuple of backend names, or a function of the call's
     arguments returning one (for shape-dependent CPU choices)."""
+    if not callable(order):
+        order = tuple(b for b in order if b not in AUTO_EXCLUDED)  # once, not per call
     _AUTO_ORDER[(op, device_type)] = order
 
 
@@ -34,7 +36,8 @@ def auto_order(op, device_type, args, kwargs):
     order = _AUTO_ORDER.get((op, device_type), DEFAULT_AUTO_ORDER.get(device_type, ("torch",)))
     if callable(order):
         order = order(*args, **kwargs)
-    return tuple(b for b in order if b not in AUTO_EXCLUDED)
+        return tuple(b for b in order if b not in AUTO_EXCLUDED)
+    return order  # filtered by set_auto_order
 
 
 def _unavailable(impl, device_type):

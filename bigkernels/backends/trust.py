@@ -58,7 +58,8 @@ def call_key(impl, device_type, args, kwargs):
 
 def check(impl, device_type, args, kwargs):
     """None if the kernel may serve this call, else why not (its self-test failed)."""
-    if _STATE["running"]:
+    # first what needs no call: the cpu and torch backends (every CPU call) are never checked
+    if impl.backend not in CHECKED_BACKENDS or device_type not in _STATE["devices"] or _STATE["running"]:
         return None
     now_busy = busy()  # while tracing, only dict lookups below (no environment reads)
     if not now_busy and not enabled():

@@ -42,20 +42,23 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         if is_causal and attn_mask is None:
             raise RuntimeError("Need attn_mask if specifying the is_causal hint (torch.nn.MultiheadAttention's rule)")
         unbatched = query.dim() == 2
-        if unbatched:
-            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if unbatched:  # (L, E): a batch of one, batch-first
+            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif self.batch_first:
-            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
-        out = self._attend(query, key, value, key_padding_mask, attn_mask, is_causal)
-        if self.batch_first and not unbatched:
-            out = out.transpose(0, 1)
-        return (out.squeeze(1) if unbatched else out), None
+        # Work in the caller's layout: (N, L, E) when batch_first (or unbatched),
+        # else (L, N, E). Transposing first would make every projection copy
+        # its input and the output be transposed back (3 copies per call).
+        bdim = 0 if (self.batch_first or unbatched) else 1
+        out = self._attend(query, key, value, key_padding_mask, attn_mask, is_causal, bdim)
+        return (out.squeeze(0) if unbatched else out), None
 
     def _project(self, query, key, value):
         e = self.embed_dim
         w, b = self.in_proj_weight, self.in_proj_bias
+        if self._qkv_same_embed_dim and query is key and key is value:
+            # self-attention: one GEMM for q, k and v (torch's packed in-projection), split into views
+            return F.linear(query, w, b).unflatten(-1, (3, e)).unbind(-2)
         bq, bk, bv = (None, None, None) if b is None else b.split(e)
         if self._qkv_same_embed_dim:
             wq, wk, wv = w.split(e)
@@ -63,31 +66,37 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
 
-    def _attend(self, query, key, value, key_padding_mask, attn_mask, is_causal):
-        """(L, N, E) inputs -> (L, N, E) output."""
-        tgt_len, bsz, _ = query.shape
+    def _attend(self, query, key, value, key_padding_mask, attn_mask, is_causal, bdim):
+        """Inputs (N, L, E) for bdim=0, (L, N, E) for bdim=1 -> output in the same layout."""
+        bsz = query.shape[bdim]
         heads, hd = self.num_heads, self.head_dim
         q, k, v = self._project(query, key, value)
         if self.bias_k is not None:  # one learned key/value appended to every sequence
-            k = torch.cat([k, self.bias_k.expand(1, bsz, -1)])
-            v = torch.cat([v, self.bias_v.expand(1, bsz, -1)])
+            shape = (bsz, 1, -1) if bdim == 0 else (1, bsz, -1)
+            k = torch.cat([k, self.bias_k.view(1, 1, -1).expand(*shape)], 1 - bdim)
+            v = torch.cat([v, self.bias_v.view(1, 1, -1).expand(*shape)], 1 - bdim)
             attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
             key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
-        # (S, N, E) -> (N, H, S, hd): a view, the op reads these strides in place
-        q, k, v = (t.view(t.shape[0], bsz, heads, hd).permute(1, 2, 0, 3) for t in (q, k, v))
+        # -> (N, H, S, hd): views (the projections' last dim is dense); the op reads these strides in place
+        if bdim == 0:
+            q, k, v = (t.view(bsz, t.shape[1], heads, hd).transpose(1, 2) for t in (q, k, v))
+        else:
+            q, k, v = (t.view(t.shape[0], bsz, heads, hd).permute(1, 2, 0, 3) for t in (q, k, v))
         if self.add_zero_attn:
             zeros = k.new_zeros(bsz, heads, 1, hd)
             k, v = torch.cat([k, zeros], 2), torch.cat([v, zeros], 2)
             attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
             key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
-        src_len = k.shape[2]
+        tgt_len, src_len = q.shape[2], k.shape[2]
         causal = bool(is_causal) and key_padding_mask is None and tgt_len == src_len
         mask = None if causal else self._merge_masks(attn_mask, key_padding_mask, bsz, q.dtype)
         dropout = self.dropout if self.training else 0.0
         out = _attention_op(q, k, v, causal=causal, attn_mask=mask, dropout_p=dropout)
-        out = out.permute(2, 0, 1, 3).reshape(tgt_len * bsz, self.embed_dim)
-        out = F.linear(out, self.out_proj.weight, self.out_proj.bias)
-        return out.view(tgt_len, bsz, self.embed_dim)
+        if bdim == 0:
+            out = out.transpose(1, 2).reshape(bsz, tgt_len, self.embed_dim)
+        else:
+            out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, self.embed_dim)
+        return F.linear(out, self.out_proj.weight, self.out_proj.bias)
 
     def _merge_masks(self, attn_mask, key_padding_mask, bsz, dtype):
         """torch's masks -> one mask broadcastable to (N, H, L, S) for our op:

@@ -10,7 +10,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks, philox
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _FWD = ("(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, bool causal, float scale, float dropout_p, "
         "int seed, int offset) -> (Tensor, Tensor)")
@@ -50,13 +50,13 @@ def register_attention_autograd(forward_name, backward_name):
         dq, dk, dv = op(backward_name)(grad_out, grad_lse, q, k, v, out, lse, mask, *ctx.args)
         return dq, dk, dv, None, None, None, None, None, None
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.attention: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 register_attention_autograd("attention", "attention_backward")
@@ -194,7 +194,7 @@ def attention(q, k, v, *, causal=False, attn_mask=None, scale=None, dropout_p=0.
         dtype = torch.get_autocast_dtype(q.device.type)
     else:
         dtype = _checks.common_dtype((q, k, v), ("q", "k", "v"))
-    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    q, k, v = _checks.cast(q, dtype), _checks.cast(k, dtype), _checks.cast(v, dtype)
     seed = philox.draw_seed() if dropout_p > 0 else 0
     out, lse = dispatch("attention", q.device.type, q, k, v, attn_mask, causal, scale, dropout_p, seed, 0,
                         return_lse)

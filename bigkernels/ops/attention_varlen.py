@@ -9,7 +9,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _VARLEN = ("(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, "
            "int max_seqlen_k, bool causal, float scale) -> (Tensor, Tensor)")
@@ -46,7 +46,7 @@ def _register_varlen_autograd(forward_name, backward_name):
         dq, dk, dv = op(backward_name)(grad_out, grad_lse, q, k, v, out, lse, cu_q, cu_k, *ctx.args)
         return dq, dk, dv, None, None, None, None, None, None
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=_setup)
+    register_autograd(forward_name, backward, setup_context=_setup)
 
 
 _register_varlen_autograd("attention_varlen", "attention_varlen_backward")

@@ -12,7 +12,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _FWD = ("(Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor? mean, Tensor? var, float eps, "
         "int activation, float alpha) -> (Tensor, Tensor, Tensor)")
@@ -60,12 +60,12 @@ def _register_autograd(forward_name, backward_name):
         return (gz if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
                 gr if mask[3] else None, None, None, None, None, None)
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.batch_norm_act: double backward is not supported")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("bn_act", "bn_act_backward")
@@ -116,7 +116,7 @@ def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, trainin
         _checks.same_device(z, "z", residual, "residual")
         if residual.shape != z.shape:
             raise ValueError(f"residual must have z's shape {list(z.shape)}, got {list(residual.shape)}")
-        residual = residual.to(z.dtype).contiguous(memory_format=_format(z))
+        residual = _checks.cast(residual, z.dtype).contiguous(memory_format=_format(z))
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean and running_var are needed when training=False")
     if training and z.numel() // c <= 1:

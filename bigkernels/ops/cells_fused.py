@@ -11,7 +11,7 @@ import torch
 
 from ..backends import register
 from . import _checks
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _LSTM = ("(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool train) "
          "-> (Tensor, Tensor, Tensor, Tensor)")
@@ -58,7 +58,7 @@ def _register_lstm(suffix):
         dx, dw_ih, db_ih, db_hh = _input_grads(dz[0], x, w_ih, *ctx.has_b)
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, None
 
-    torch.library.register_autograd(qualname("lstm_cell_fused" + suffix), backward, setup_context=setup_context)
+    register_autograd("lstm_cell_fused" + suffix, backward, setup_context=setup_context)
 
 
 def _register_gru(suffix):
@@ -78,7 +78,7 @@ def _register_gru(suffix):
         dx, dw_ih, db_ih, _ = _input_grads(dxp[0], x, w_ih, ctx.has_b[0], False)
         return dx, dh, dw_ih, dw_hh, db_ih, (db_hh if ctx.has_b[1] else None), None
 
-    torch.library.register_autograd(qualname("gru_cell_fused" + suffix), backward, setup_context=setup_context)
+    register_autograd("gru_cell_fused" + suffix, backward, setup_context=setup_context)
 
 
 def _train(*tensors):

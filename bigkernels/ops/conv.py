@@ -14,7 +14,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _ARGS = "int[] stride, int[] padding, int[] dilation, int groups, int activation, float alpha"
 _FWD = f"(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, {_ARGS}, bool save_preact) -> (Tensor, Tensor)"
@@ -85,13 +85,13 @@ def _register_autograd(forward_name, backward_name):
         return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, gres,
                 None, None, None, None, None, None, None)
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.conv2d: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("conv2d", "conv2d_backward")
@@ -148,12 +148,30 @@ if availability.triton_installed():
     register("conv2d", "triton", supports=_triton_supports)(_call("conv2d_triton"))
 register("conv2d", "reference")(reference.conv2d)
 
-# CPU: see docs/conv.md for the measurements behind this order.
-set_auto_order("conv2d", "cpu", ("cpu", "torch"))
+
+
+def _cpu_auto_order(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha):
+    """CPU: see docs/conv.md ("Routing on the CPU") for the measurements. Both
+    backends run the same oneDNN convolution (bias inside); ours adds the
+    activation and residual as post-ops. With neither there is nothing to
+    fuse, and the custom op's Python autograd layer makes `cpu` 1-17 % slower
+    than torch's own conv (11 shapes, forward and forward+backward), so torch
+    serves those calls (the convolution of Conv2dBNAct in training, before
+    bn_act)."""
+    return ("cpu", "torch") if act != 0 or residual is not None else ("torch", "cpu")
+
+
+set_auto_order("conv2d", "cpu", _cpu_auto_order)
 
 
 # ---------------------------------------------------------------- arguments
 def _pair(value, name, minimum):
+    # fast path for what modules pass (a pair of valid ints); anything else is checked below
+    if type(value) is tuple or type(value) is list:
+        if len(value) == 2 and type(value[0]) is int and type(value[1]) is int and min(value) >= minimum:
+            return list(value)
+    elif type(value) is int and value >= minimum:
+        return [value, value]
     if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {type(value).__name__}")
     pair = (value, value) if isinstance(value, int) else tuple(value)
@@ -237,10 +255,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     else:
         dtype = _checks.common_dtype((x, weight, bias, residual), ("x", "weight", "bias", "residual"))
     fmt = memory_format(x)
-    x = x.to(dtype).contiguous(memory_format=fmt)
-    weight = weight.to(dtype).contiguous(memory_format=fmt)  # oneDNN: ~15% faster than reordering NCHW weights per call
-    bias = None if bias is None else bias.to(dtype).contiguous()
-    residual = None if residual is None else residual.to(dtype).contiguous(memory_format=fmt)
+    x = _checks.cast(x, dtype).contiguous(memory_format=fmt)
+    # oneDNN: ~15% faster than reordering NCHW weights per call
+    weight = _checks.cast(weight, dtype).contiguous(memory_format=fmt)
+    bias = None if bias is None else _checks.cast(bias, dtype).contiguous()
+    residual = None if residual is None else _checks.cast(residual, dtype).contiguous(memory_format=fmt)
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
                  float(negative_slope))
     return y.squeeze(0) if unbatched else y

@@ -10,7 +10,7 @@ from ..reference import epilogue as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _FWD = "(Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, int channel_dim) -> Tensor"
 _BWD = ("(Tensor grad_y, Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, "
@@ -51,13 +51,13 @@ def _register_autograd(forward_name, backward_name):
         grad_res = grad_z if residual is not None and ctx.needs_input_grad[2] else None
         return grad_z, grad_bias, grad_res, None, None, None
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context)
 
     def double_backward(ctx, grad):
         raise RuntimeError("bigkernels.ops.bias_act: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("bias_act", "bias_act_backward")
@@ -124,9 +124,9 @@ def bias_act(x, bias=None, residual=None, activation="none", *, negative_slope=0
     if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
         raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
     dtype = _checks.common_dtype((x, bias, residual), ("x", "bias", "residual"))
-    x = _dense(x.to(dtype), channel_dim)
-    bias = None if bias is None else bias.to(dtype).contiguous()
-    residual = None if residual is None else _like(residual.to(dtype), x)
+    x = _dense(_checks.cast(x, dtype), channel_dim)
+    bias = None if bias is None else _checks.cast(bias, dtype).contiguous()
+    residual = None if residual is None else _like(_checks.cast(residual, dtype), x)
     return dispatch("bias_act", x.device.type, x, bias, residual, code, float(negative_slope), channel_dim)
 
 

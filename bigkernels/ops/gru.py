@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import define_native, op, qualname
+from ._library import define_native, op, register_autograd
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
 _BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor y, Tensor ws, bool reverse) "
@@ -55,8 +55,8 @@ def _register_autograd(forward_name, backward_name):
         raise RuntimeError("bigkernels.ops.gru_layer: double backward is not supported by the cpu kernel; use the "
                            "torch backend (bigkernels.use_backend('torch')) for higher-order gradients")
 
-    torch.library.register_autograd(qualname(forward_name), backward, setup_context=setup_context)
-    torch.library.register_autograd(qualname(backward_name), double_backward)
+    register_autograd(forward_name, backward, setup_context=setup_context)
+    register_autograd(backward_name, double_backward)
 
 
 _register_autograd("gru_layer", "gru_layer_backward")
