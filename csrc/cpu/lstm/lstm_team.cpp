@@ -1,14 +1,14 @@
 // The LSTM team kernels (lstm_team.h). Work is split by hidden unit, in
 // blocks of L units (the vector width), so that a step needs no reduction
 // across threads:
-// - forward: a block's four gate rows of W_hh (4 panels, [P][L] each) give
-//   the block's i, f, g, o pre-activations for BT batch rows in registers;
-//   the gate pass runs on them at once (no z buffer). h_t is read by every
-//   thread at step t+1: one barrier per step.
+// - forward: a block's four gate rows of W_hh (4 panels, interleaved as
+//   [P][4][L]) give the block's i, f, g, o pre-activations for up to 6 batch
+//   rows at a time in registers; the gate pass follows on them. h_t is read
+//   by every thread at step t+1: one barrier per step.
 // - backward: dh_t for a block = dz_{t+1} (all 4H columns) x W_hh[:, block],
-//   a panel of W_hh's columns ([4H][L]); then the block's gate backward
-//   writes its columns of dz_t. dz_t is read by every thread next: one
-//   barrier per step.
+//   a panel of W_hh's columns ([4H][L], 4 blocks interleaved); then the
+//   block's gate backward writes its columns of dz_t. dz_t is read by every
+//   thread next: one barrier per step.
 // At H = 256 on two threads each thread's slice is 512 KiB: it stays in its
 // core's L2 for the whole sequence (MKL's per-step GEMM reread W and forked
 // its threads every step).
