@@ -83,8 +83,10 @@ def test_cpu_team_kernel_matches_reference(shape):
 
 
 def test_cpu_team_kernel_same_bits_on_any_thread_count():
-    """Each unit's arithmetic is the same whichever thread owns it: results on
-    1 and 2 threads agree bit for bit (a missing barrier would not)."""
+    """Each unit's arithmetic is the same whichever thread owns it: the team
+    kernel's results on 1 and 2 threads agree bit for bit (a missing barrier
+    would not). dW_hh is MKL's GEMM after the loop, whose blocking may depend
+    on the thread count: compared to rounding."""
     T, B, H = 9, 13, 100
     _, a, _ = _inputs(T, B, H, 0, torch.float32)
     gen = torch.Generator().manual_seed(3)
@@ -99,8 +101,12 @@ def test_cpu_team_kernel_same_bits_on_any_thread_count():
             runs.append([o.detach() for o in outs] + list(grads))
     finally:
         torch.set_num_threads(saved)
-    for one, two in zip(*runs):
-        assert torch.equal(one, two)
+    names = ["y", "h_T", "c_T", "grad x_proj", "grad h0", "grad c0", "grad w_hh"]
+    for name, one, two in zip(names, *runs, strict=True):
+        if name == "grad w_hh":
+            torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(one, two), name
 
 
 @pytest.mark.triton

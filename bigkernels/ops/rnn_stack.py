@@ -99,8 +99,8 @@ def _cpu_order(mode, x, states, weights, has_biases, num_layers, dropout, train,
     - training: 1.15-1.77x at batch 1-2 (any H) and at H >= 512 up to batch 8;
       0.87-1.11x (parity) at batch 4-16 with H <= 256;
     - inference: 1.02-1.41x at batch 1-2 with H <= 256; 0.72-0.94x at H = 512
-      or batch >= 4, where oneDNN's fused projection + recurrence runs at
-      ~85 % of the machine's GEMM peak and ours at ~75 %.
+      or batch >= 4, where oneDNN's LSTM runs at 78-94 % of the machine's
+      practical GEMM peak and ours at 70-80 % (bench --quick, 2026-11-25).
     With a projection torch has no oneDNN path and ours won 1.28-1.47x. Other
     dtypes (float64; fp16/bf16, which our CPU kernel computes in float32)
     stay with torch, and so do sequences too short to repay packing the
