@@ -149,7 +149,6 @@ if availability.triton_installed():
 register("conv2d", "reference")(reference.conv2d)
 
 
-
 def _cpu_auto_order(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha):
     """CPU: see docs/conv.md ("Routing on the CPU") for the measurements. Both
     backends run the same oneDNN convolution (bias inside); ours adds the
