@@ -17,15 +17,32 @@ namespace {
 
 using Vec = std::vector<double>;
 
+// Per-channel values in and out of small tensors. float32/float64 ones are
+// read and written in place: a Tensor.to per value set (about ten per call,
+// each a trip through the dispatcher and an allocation) cost more than the
+// passes over a small feature map. Other dtypes convert through float64.
 Vec to_vec(const std::optional<at::Tensor>& t, int64_t C, double fill) {
   if (!t.has_value()) return Vec(C, fill);
-  at::Tensor d = t->to(at::kDouble).contiguous();
-  TORCH_CHECK(d.numel() == C, "bigkernels: per-channel tensor of ", d.numel(), " values for ", C, " channels");
+  TORCH_CHECK(t->numel() == C, "bigkernels: per-channel tensor of ", t->numel(), " values for ", C, " channels");
+  const at::Tensor d = t->is_contiguous() && (t->scalar_type() == at::kFloat || t->scalar_type() == at::kDouble)
+                           ? *t
+                           : t->to(at::kDouble).contiguous();
+  if (d.scalar_type() == at::kFloat) return Vec(d.data_ptr<float>(), d.data_ptr<float>() + C);
   return Vec(d.data_ptr<double>(), d.data_ptr<double>() + C);
 }
 
 at::Tensor to_tensor(const Vec& v, at::ScalarType dtype) {
-  at::Tensor t = at::empty({int64_t(v.size())}, at::TensorOptions().dtype(at::kDouble));
+  const int64_t C = int64_t(v.size());
+  if (dtype == at::kFloat || dtype == at::kDouble) {
+    at::Tensor t = at::empty({C}, at::TensorOptions().dtype(dtype));
+    if (dtype == at::kFloat) {
+      std::copy(v.begin(), v.end(), t.data_ptr<float>());
+    } else {
+      std::copy(v.begin(), v.end(), t.data_ptr<double>());
+    }
+    return t;
+  }
+  at::Tensor t = at::empty({C}, at::TensorOptions().dtype(at::kDouble));
   std::copy(v.begin(), v.end(), t.data_ptr<double>());
   return t.to(dtype);
 }
