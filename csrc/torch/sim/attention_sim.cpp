@@ -7,6 +7,7 @@
 
 #include "cuda/attention/attention.h"
 #include "torch/attention_cuda_params.h"
+#include "torch/sim/attention_backward_guards.h"
 #include "torch/sim/attention_span.h"
 #include "torch/sim/guarded.h"
 
@@ -48,32 +49,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_backward_sim(
   TORCH_CHECK(why == nullptr, "bigkernels: attention_backward (cuda_sim): ", why ? why : "");
   if (a.p.seqlen_q == 0 || a.p.seqlen_kv == 0) return {a.dq, a.dk, a.dv};  // zeros: nothing to launch
   {
-    Guarded gq(span_of(a.q), Guarded::kIn), gk(span_of(a.k), Guarded::kIn), gv(span_of(a.v), Guarded::kIn);
-    Guarded go(span_of(a.o), Guarded::kIn), gg(span_of(a.g), Guarded::kIn), gl(a.lse, Guarded::kIn);
-    Guarded gdq(a.dq, Guarded::kOut), gdk(a.dk, Guarded::kOut), gdv(a.dv, Guarded::kOut);
-    // scratch starts poisoned too: the preprocess kernel must zero the dQ accumulator
-    Guarded gacc(a.dq_accum, Guarded::kOut), gl2(a.lse_log2, Guarded::kOut), gdelta(a.delta, Guarded::kOut);
-    std::optional<Guarded> gm, gdl;
+    bk::simglue::AttentionBackwardGuards<decltype(a)> guards(a);
+    std::optional<Guarded> gm;
     if (a.mask.has_value()) gm.emplace(span_of(*a.mask), Guarded::kIn);
-    if (a.p.dlse) gdl.emplace(a.dlse, Guarded::kIn);
-    bk::AttentionParams p = a.p;
-    p.q = gq.get();
-    p.k = gk.get();
-    p.v = gv.get();
-    p.o = go.get();
-    p.dout = gg.get();
-    p.lse = gl.get();
-    p.dlse = gdl ? gdl->get() : nullptr;
+    bk::AttentionParams p = guards.params(a.p);
     p.mask = gm ? gm->get() : nullptr;
-    p.dq = gdq.get();
-    p.dk = gdk.get();
-    p.dv = gdv.get();
-    bk::cuda::AttentionBwdWorkspace ws;
-    ws.dq_accum = static_cast<float*>(gacc.get());
-    ws.lse_log2 = static_cast<float*>(gl2.get());
-    ws.delta = static_cast<float*>(gdelta.get());
-    bk::simglue::check(bk::cuda::attention_backward(p, ws, a.q.scalar_type() == at::kBFloat16, nullptr),
-                       "attention_backward");
+    const bool bf16 = a.q.scalar_type() == at::kBFloat16;
+    bk::simglue::check(bk::cuda::attention_backward(p, guards.workspace(), bf16, nullptr), "attention_backward");
   }
   return {a.dq, a.dk, a.dv};
 }
