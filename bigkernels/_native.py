@@ -59,5 +59,14 @@ def build_info():
     return dict(_STATE["build_info"])
 
 
+def cpu_isa():
+    """'avx512', 'avx2' or 'base': the clones the C++ CPU kernels run (None without _C)."""
+    if not _STATE["loaded"]:
+        return None
+    if "cpu_isa" not in _STATE:  # fixed for the process (read once in C++ too)
+        _STATE["cpu_isa"] = importlib.import_module("bigkernels._C").cpu_isa()
+    return _STATE["cpu_isa"]
+
+
 def cuda_built():
     return bool(_STATE["loaded"] and _STATE["build_info"].get("cuda_built"))

@@ -25,6 +25,7 @@ def versions():
         "triton": triton_version,
         "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_isa": _native.cpu_isa(),
         "gpu": gpu,
     }
 

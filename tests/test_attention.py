@@ -15,11 +15,13 @@ F32, F16, BF16, F64 = torch.float32, torch.float16, torch.bfloat16, torch.float6
 # dtypes x head dims (incl. non powers of two) x GQA x masks x causal, with
 # sequence lengths that are not multiples of the 64 x 128 tiles and Sq != Skv
 # both ways (bottom-right causal; Sq > Skv leaves fully masked rows).
+# float32 with Sq filling >= 3/4 of the 64-query blocks (32 with AVX2) runs the
+# lanes kernels (forward_lanes.cpp, backward_lanes.cpp), else the BLAS tiles.
 CASES = [
     (F32, 2, 4, 2, 37, 53, 40, True, "bool"),
-    (F32, 1, 2, 2, 130, 70, 64, True, None),
-    (F32, 2, 3, 1, 65, 200, 8, False, "additive"),
-    (F32, 1, 2, 2, 129, 257, 256, False, "bool_bcast"),
+    (F32, 1, 2, 2, 180, 70, 64, True, None),
+    (F32, 2, 3, 1, 115, 200, 8, False, "additive"),
+    (F32, 1, 2, 2, 250, 257, 256, False, "bool_bcast"),
     (F16, 2, 4, 4, 70, 70, 80, True, None),
     (F16, 1, 4, 1, 19, 140, 96, False, "bool"),
     (F16, 1, 2, 1, 150, 33, 112, True, "additive"),
@@ -130,6 +132,42 @@ def test_fully_masked_rows_are_zero_with_zero_gradient(backend):
     assert torch.all(out2[..., 5, :] == 0) and torch.all(dq2[..., 5, :] == 0)
     out3, _, g3 = run(backend, k[:, :, :20], q[:, :, :12], q[:, :, :12], None, True, F32, grad[:, :, :1].expand(1, 2, 20, 16))
     assert torch.all(out3[:, :, :8] == 0) and not any(torch.isnan(t).any() for t in g3)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_late_first_visible_key_with_very_negative_scores(dtype):
+    """Queries whose first key blocks are all masked, then see only scores near
+    -300: the online softmax must keep its running max at -inf until a key is
+    visible (a stand-in max of 0 would underflow every exp to 0)."""
+    ensure_backend("cpu")
+    q, k, v, _, grad = make_inputs(dtype, 1, 2, 1, 110, 200, 24, None, seed=5)
+    mask = torch.full((110, 200), -300.0, dtype=F64)
+    mask[:, :130] = float("-inf")  # two whole 64-key blocks and part of a third
+    mask[::2, :150] = float("-inf")
+    ours = run("cpu", q, k, v, mask, False, dtype, grad)
+    ref = run("reference", q, k, v, mask, False, F64, grad)
+    theirs = run("torch", q, k, v, mask, False, dtype, grad)
+    assert_close(ours[0], ref[0], theirs[0], name="out")
+    assert_close(ours[1], ref[1], theirs[1], name="lse", scale=ref[1].abs().max())
+    for name, go, gr, gt in zip(("dq", "dk", "dv"), ours[2], ref[2], theirs[2]):
+        assert_close(go, gr, gt, name=name, scale=max(1.0, gr.abs().max().item()))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_dropout_float32_matches_reference(causal):
+    """The float32 kernels (queries along the vector lanes) with dropout: the
+    same Philox mask as the float64 reference, several query and key blocks,
+    GQA, a mask, and lengths that are not block multiples."""
+    ensure_backend("cpu")
+    q, k, v, mask, grad = make_inputs(F32, 2, 4, 2, 115, 140, 40, "bool", seed=7)
+    results = []
+    for backend, dtype in (("cpu", F32), ("reference", F64), ("torch", F32)):
+        torch.manual_seed(11)
+        results.append(run(backend, q, k, v, mask, causal, dtype, grad, dropout_p=0.25))
+    ours, ref, theirs = results
+    assert_close(ours[0], ref[0], theirs[0], name="out")
+    for name, go, gr, gt in zip(("dq", "dk", "dv"), ours[2], ref[2], theirs[2]):
+        assert_close(go, gr, gt, name=name, scale=max(1.0, gr.abs().max().item()))
 
 
 def test_bottom_right_causal_is_documented_convention():

@@ -9,6 +9,7 @@ import torch
 from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
+from .._native import cpu_isa as _cpu_isa
 from . import _checks, philox
 from ._library import define_native, op, register_autograd
 
@@ -100,13 +101,29 @@ register("attention", "torch", supports=_torch_supports)(composite.attention)
 register("attention", "reference")(reference.attention)
 
 
+def _lanes_block():
+    """Queries per block of the float32 lanes kernels: 4 vectors (None: no AVX2, no such kernels)."""
+    return {"avx512": 64, "avx2": 32}.get(_cpu_isa())
+
+
+def _lanes_apply(q):
+    """Whether the cpu kernel runs this call on its float32 lanes kernels
+    (csrc/cpu/attention/forward_lanes.cpp): not float64, an AVX2+ CPU, and
+    query blocks at least 3/4 full (kMinLaneFill in csrc/cpu/attention/tile.h)."""
+    block = _lanes_block()
+    if block is None or q.dtype == torch.float64 or q.shape[2] == 0:
+        return False
+    return q.shape[2] / (-(-q.shape[2] // block) * block) >= 0.75
+
+
 def _cpu_auto_order(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
-    """Measured (docs/attention.md; fp32, B=4, H=8, S=1024, D=64, one thread,
-    CPU time): causal, our kernel skips what SDPA's computes: 1.27x forward,
-    1.37x forward+backward, 1.7-2.1x with a mask; not causal, both are bound by
-    the same MKL GEMMs at ~80 % of the core's FMA peak and SDPA's forward is
-    4-10 % faster. return_lse: the torch backend would form the score matrix."""
-    return ("cpu", "torch") if causal or return_lse else ("torch", "cpu")
+    """Measured (docs/attention.md; fp32, B=4, H=8, S=1024, D=64): the lanes
+    kernels run at 80-90 % of the core's FMA peak, 1.2-1.7x SDPA causal or
+    not, forward and backward. Elsewhere (float64, short query blocks such as
+    decoding) the BLAS-tile path: ahead of SDPA only where it skips work SDPA
+    does (causal blocks, masks). return_lse: the torch backend would form the
+    score matrix."""
+    return ("cpu", "torch") if causal or return_lse or _lanes_apply(q) else ("torch", "cpu")
 
 
 set_auto_order("attention", "cpu", _cpu_auto_order)

@@ -7,11 +7,7 @@
 #pragma once
 #include <stdint.h>
 
-#if defined(__CUDACC__)
-#define BK_HD __host__ __device__ __forceinline__
-#else
-#define BK_HD inline
-#endif
+#include "common/activation.h"  // BK_HD
 
 namespace bk {
 

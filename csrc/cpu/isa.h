@@ -2,7 +2,11 @@
 // an always_inline template; BK_ISA_CLONES stamps it out as functions
 // compiled for AVX-512, AVX2+FMA and the baseline, and best_isa() picks one
 // at run time, so one binary runs on any x86-64 and vectorises where it can.
+// BIGKERNELS_CPU_ISA=avx2|base caps the choice (read once, at first use): the
+// tests run the lower clones on an AVX-512 machine with it.
 #pragma once
+#include <stdlib.h>
+#include <string.h>
 
 namespace bk {
 namespace cpu {
@@ -13,10 +17,13 @@ inline Isa best_isa() {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const Isa isa = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    const char* cap = getenv("BIGKERNELS_CPU_ISA");
+    const bool base_only = cap && strcmp(cap, "base") == 0;
+    const bool avx2_max = base_only || (cap && strcmp(cap, "avx2") == 0);
+    if (!avx2_max && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
       return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+    if (!base_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
     return Isa::Base;
   }();
   return isa;

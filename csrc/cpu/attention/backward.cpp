@@ -15,6 +15,7 @@
 
 #include "cpu/attention/attention.h"
 #include "cpu/blas/gemm.h"
+#include "cpu/attention/lanes.h"
 #include "cpu/attention/rowops.h"
 #include "cpu/attention/tile.h"
 
@@ -136,10 +137,12 @@ void backward(const AttentionParams& p) {
 
 }  // namespace
 
+std::vector<float> attention_row_deltas(const AttentionParams& p) { return row_deltas<float>(p); }
+
 void attention_backward(const AttentionParams& p) {
   if (p.fp64) {
     backward<double>(p);
-  } else {
+  } else if (!lanes_backward(p)) {
     backward<float>(p);
   }
 }

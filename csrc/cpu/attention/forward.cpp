@@ -11,6 +11,7 @@
 
 #include "cpu/attention/attention.h"
 #include "cpu/blas/gemm.h"
+#include "cpu/attention/lanes.h"
 #include "cpu/attention/rowops.h"
 #include "cpu/attention/tile.h"
 
@@ -81,7 +82,7 @@ void forward(const AttentionParams& p) {
 void attention_forward(const AttentionParams& p) {
   if (p.fp64) {
     forward<double>(p);
-  } else {
+  } else if (!lanes_forward(p)) {
     forward<float>(p);
   }
 }

@@ -72,6 +72,44 @@ inline void mask_tile(const AttentionParams& p, const Seq& sq, T* S, int64_t ld,
   }
 }
 
+// mask_tile for a transposed tile (forward_lanes.cpp, backward_lanes.cpp):
+// st[c * BM + r] is key j0 + c for query i0 + r.
+template <typename T>
+inline void mask_lanes(const AttentionParams& p, const Seq& sq, T* st, int64_t BM, int64_t b, int64_t h,
+                       int64_t i0, int64_t rows, int64_t j0, int64_t cols) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const int64_t* ms = p.mask_stride;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = i0 + r;
+    if (p.mask_kind == AttnMask::Bool) {
+      const uint8_t* m = static_cast<const uint8_t*>(p.mask) + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
+      for (int64_t c = 0; c < cols; ++c)
+        if (!m[c * ms[3]]) st[c * BM + r] = kNegInf;
+    } else if (p.mask_kind == AttnMask::Additive) {
+      const T* m = static_cast<const T*>(p.mask) + b * ms[0] + h * ms[1] + i * ms[2] + j0 * ms[3];
+      for (int64_t c = 0; c < cols; ++c) st[c * BM + r] += m[c * ms[3]];
+    }
+    if (p.causal) {
+      const int64_t visible = std::clamp<int64_t>(causal_end(p, sq, i) - j0, 0, cols);
+      for (int64_t c = visible; c < cols; ++c) st[c * BM + r] = kNegInf;
+    }
+  }
+}
+
+// Share of the BM-query blocks' lanes that hold a query (1 when every
+// sequence length is a multiple of BM). The lanes kernels waste the rest:
+// below ~0.75 the BLAS-tile path is as fast or faster (measured, docs/attention.md).
+constexpr double kMinLaneFill = 0.75;
+inline double lane_fill(const AttentionParams& p, int64_t BM) {
+  int64_t queries = 0, slots = 0;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const int64_t sq = seq_of(p, b).sq;
+    queries += sq;
+    slots += (sq + BM - 1) / BM * BM;
+  }
+  return slots ? double(queries) / double(slots) : 0.0;
+}
+
 // True when the tile needs mask_tile at all: a mask, or keys past the causal
 // limit of its first row (rows further down see more).
 inline bool tile_needs_mask(const AttentionParams& p, const Seq& s, int64_t i0, int64_t j0, int64_t cols) {

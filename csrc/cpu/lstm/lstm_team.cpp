@@ -24,7 +24,7 @@
 
 #include "cpu/isa.h"
 #include "cpu/lstm/lstm_math.h"
-#include "cpu/lstm/panel_gemm.h"
+#include "cpu/blas/panel_gemm.h"
 
 namespace bk {
 namespace cpu {

@@ -1,5 +1,8 @@
 // Register-blocked products with weight panels packed once per layer call:
-// the per-step GEMMs of the CPU recurrent team kernels (lstm_team.cpp).
+// the per-step GEMMs of the CPU recurrent team kernels (lstm_team.cpp), and
+// the tile products of the CPU attention kernels (forward_lanes.cpp,
+// backward_lanes.cpp), whose panels are query blocks transposed (queries
+// along the vector lanes) or rows of Q, dO and K (head dim along the lanes).
 //
 // A panel holds L consecutive output columns of a weight (L = the vector
 // width: 16 floats with AVX-512, 8 otherwise). A group of NP panels is
@@ -76,45 +79,50 @@ struct VecBase {  // any CPU: GCC's generic vectors, no FMA
   static BK_PANEL_INLINE void store(float* p, V v) { memcpy(p, &v, sizeof(V)); }
 };
 
-// out[b][p][0..L) (+)= sum_k A[b * lda + k] * panels[k][p][0..L), b < BT, p < NP
-// (accumulate: add to what out holds, for a K split in chunks).
+// out[b][p][0..L) (+)= sum_k A[b * lda + k * ak] * panels[k][p][0..L), b < BT, p < NP
+// (accumulate: add to what out holds, for a K split in chunks). Panel k starts
+// at panels + k * ldp and output row b at out + b * ldo (0: NP * L, packed
+// densely); ak != 1 reads A down its columns (A transposed).
 template <typename Vec, int BT, int NP>
 BK_PANEL_INLINE void panel_tile(const float* A, int64_t lda, const float* panels, int64_t K, float* out,
-                                bool accumulate) {
+                                bool accumulate, int64_t ak = 1, int64_t ldp = 0, int64_t ldo = 0) {
   constexpr int L = Vec::L;
+  if (ldp == 0) ldp = NP * L;
+  if (ldo == 0) ldo = NP * L;
   typename Vec::V acc[BT][NP];
   for (int b = 0; b < BT; ++b)
-    for (int p = 0; p < NP; ++p) acc[b][p] = accumulate ? Vec::load(out + (b * NP + p) * L) : Vec::zero();
+    for (int p = 0; p < NP; ++p) acc[b][p] = accumulate ? Vec::load(out + b * ldo + p * L) : Vec::zero();
   for (int64_t k = 0; k < K; ++k) {
     typename Vec::V w[NP];
-    for (int p = 0; p < NP; ++p) w[p] = Vec::load(panels + (k * NP + p) * L);
+    for (int p = 0; p < NP; ++p) w[p] = Vec::load(panels + k * ldp + p * L);
     for (int b = 0; b < BT; ++b) {
-      const auto a = Vec::bcast(A[b * lda + k]);
+      const auto a = Vec::bcast(A[b * lda + k * ak]);
       for (int p = 0; p < NP; ++p) acc[b][p] = Vec::fma(a, w[p], acc[b][p]);
     }
   }
   for (int b = 0; b < BT; ++b)
-    for (int p = 0; p < NP; ++p) Vec::store(out + (b * NP + p) * L, acc[b][p]);
+    for (int p = 0; p < NP; ++p) Vec::store(out + b * ldo + p * L, acc[b][p]);
 }
 
 // panel_tile for a run-time row count bt <= BTmax (one instantiation each).
 template <typename Vec, int BTmax, int NP>
 BK_PANEL_INLINE void panel_rows(int bt, const float* A, int64_t lda, const float* panels, int64_t K, float* out,
-                                bool accumulate = false) {
+                                bool accumulate = false, int64_t ak = 1, int64_t ldp = 0, int64_t ldo = 0) {
   if constexpr (BTmax > 1) {
-    if (bt < BTmax) return panel_rows<Vec, BTmax - 1, NP>(bt, A, lda, panels, K, out, accumulate);
+    if (bt < BTmax) return panel_rows<Vec, BTmax - 1, NP>(bt, A, lda, panels, K, out, accumulate, ak, ldp, ldo);
   }
-  panel_tile<Vec, BTmax, NP>(A, lda, panels, K, out, accumulate);
+  panel_tile<Vec, BTmax, NP>(A, lda, panels, K, out, accumulate, ak, ldp, ldo);
 }
 
 // ... and a run-time panel count np <= NPmax.
 template <typename Vec, int BTmax, int NPmax>
 BK_PANEL_INLINE void panel_block(int bt, int np, const float* A, int64_t lda, const float* panels, int64_t K,
-                                 float* out, bool accumulate = false) {
+                                 float* out, bool accumulate = false, int64_t ak = 1, int64_t ldp = 0,
+                                 int64_t ldo = 0) {
   if constexpr (NPmax > 1) {
-    if (np < NPmax) return panel_block<Vec, BTmax, NPmax - 1>(bt, np, A, lda, panels, K, out, accumulate);
+    if (np < NPmax) return panel_block<Vec, BTmax, NPmax - 1>(bt, np, A, lda, panels, K, out, accumulate, ak, ldp, ldo);
   }
-  panel_rows<Vec, BTmax, NPmax>(bt, A, lda, panels, K, out, accumulate);
+  panel_rows<Vec, BTmax, NPmax>(bt, A, lda, panels, K, out, accumulate, ak, ldp, ldo);
 }
 
 // panel_block over all B rows of A in tiles of up to Vec::kMaxRows rows,
