@@ -50,6 +50,7 @@ def run_case(case, device, quick):
             "baseline": case.baseline, "time_s": seconds, "baseline_time_s": base, "speedup": base / seconds,
             "tflops": case.flops / seconds / 1e12 if case.flops else None,
             "gbps": case.bytes / seconds / 1e9 if case.bytes else None,
+            **({"notes": case.notes} if case.notes else {}),
         })
     return records
 

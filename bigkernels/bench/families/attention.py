@@ -4,10 +4,11 @@ scaled_dot_product_attention in the same run.
 CPU (the issue's shape): fp32, B=4, H=8, S=1024, D=64, causal and not,
 forward and forward+backward; `quick` shrinks S to 256. FLOPs: forward
 4*B*H*Sq*Skv*D, halved for causal; forward+backward 3.5x that (the
-FlashAttention convention). GPU cases wait for the Triton kernels."""
+FlashAttention convention). GPU: bigkernels/bench/attention_gpu.py."""
 import torch
 
 from ...composite.attention import TORCH_SDPA
+from .. import attention_gpu
 from ..case import Case
 
 
@@ -58,7 +59,7 @@ def _impls(causal, backward, q, k, v):
 
 def cases(quick: bool, device: str) -> list:
     if device != "cpu":
-        return []  # GPU: the Triton kernels are not written yet (issue 9, part 4)
+        return attention_gpu.cases(quick, device)
     b, h, s, d = (4, 8, 256, 64) if quick else (4, 8, 1024, 64)
     gen = torch.Generator().manual_seed(0)
     out = []
