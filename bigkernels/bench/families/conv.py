@@ -5,13 +5,15 @@ against eager torch in the same run:
     Conv2dBNAct modules;
   - per layer: conv + BN + ReLU over ResNet-18/50 layer shapes (eval: torch
     conv -> bn -> relu vs the folded fused conv; train: forward + backward);
-  - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13."""
+  - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13.
+GPU: bigkernels/bench/conv_gpu.py."""
 import copy
 
 import torch
 from torch import nn
 
 from ...nn import Conv2dBNAct
+from .. import conv_gpu
 from ..case import Case
 
 CL = torch.channels_last
@@ -107,6 +109,28 @@ def _train_step(model, x, opt):
     return step
 
 
+def _forward_flops(model, x):
+    """2 x multiply-adds of the model's convolutions and linear layers on x
+    (hooks on one forward); BN, activations and pooling are not counted."""
+    total = [0]
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total[0] += 2 * output.numel() * k
+        elif isinstance(module, nn.Linear):
+            total[0] += 2 * output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return float(total[0])
+
+
 def network_cases(quick):
     torch.manual_seed(0)
     n, size = (4, 32) if quick else (8, 64)
@@ -123,8 +147,9 @@ def network_cases(quick):
                 return m(x)
         return f
 
+    flops = _forward_flops(ref, x)
     cases = [Case("conv", "resnet eval forward", dict(params, mode="eval"),
-                  {"torch": run_eval(ref), "bigkernels": run_eval(ours)}, "torch",
+                  {"torch": run_eval(ref), "bigkernels": run_eval(ours)}, "torch", flops=flops,
                   validate=_validate(run_eval(ours), run_eval(ref), 1e-3))]
     ref_t, ours_t = resnet().to(memory_format=CL), None
     ref_t.load_state_dict(ref.state_dict())
@@ -132,7 +157,8 @@ def network_cases(quick):
     ref_t.train(), ours_t.train()
     steps = {"torch": _train_step(ref_t, x, torch.optim.SGD(ref_t.parameters(), lr=1e-3)),
              "bigkernels": _train_step(ours_t, x, torch.optim.SGD(ours_t.parameters(), lr=1e-3))}
-    cases.append(Case("conv", "resnet train step", dict(params, mode="train"), steps, "torch"))
+    # training: forward + the backward's two products per layer (data and weights)
+    cases.append(Case("conv", "resnet train step", dict(params, mode="train"), steps, "torch", flops=3 * flops))
     return cases
 
 
@@ -208,5 +234,5 @@ def depthwise_cases(quick):
 
 def cases(quick: bool, device: str) -> list:
     if device != "cpu":
-        return []  # the GPU table (fp16/bf16 vs cuDNN and torch.compile) comes with the CUDA kernels
+        return conv_gpu.cases(quick, device)
     return network_cases(quick) + layer_cases(quick) + depthwise_cases(quick)
