@@ -191,15 +191,12 @@ BK_BACKWARD_LANES(BK_TARGET_AVX512, avx512, VecAvx512)
 
 bool lanes_backward(const AttentionParams& p) {
 #if BK_HAS_ISA_CLONES
-  if (p.fp64) return false;
-  const Isa isa = best_isa();
-  if (isa == Isa::Base) return false;
-  const int64_t L = isa == Isa::Avx512 ? VecAvx512::L : VecAvx2::L;
+  const int64_t L = lanes_width(p, kPanels);
+  if (L == 0) return false;
   Geometry g;
   g.D = p.head_dim;
   g.Dp = (g.D + L - 1) / L * L;
   g.BM = kPanels * L;
-  if (lane_fill(p, g.BM) < kMinLaneFill) return false;
   g.BN = kBlockKv;
   g.q_blocks = (p.seqlen_q + g.BM - 1) / g.BM;
   g.kv_blocks = (p.seqlen_kv + g.BN - 1) / g.BN;
@@ -230,7 +227,7 @@ bool lanes_backward(const AttentionParams& p) {
       ws.z.resize(tile);
     }
     for (int64_t t = begin; t < end; ++t) {
-      if (isa == Isa::Avx512) {
+      if (L == VecAvx512::L) {
         task_avx512(p, g, delta.data(), dq_parts.data(), dq_numel, ws, t);
       } else {
         task_avx2(p, g, delta.data(), dq_parts.data(), dq_numel, ws, t);

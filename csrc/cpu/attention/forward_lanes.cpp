@@ -139,18 +139,15 @@ BK_FORWARD_LANES(BK_TARGET_AVX512, avx512, VecAvx512)
 
 bool lanes_forward(const AttentionParams& p) {
 #if BK_HAS_ISA_CLONES
-  if (p.fp64) return false;
-  const Isa isa = best_isa();
-  if (isa == Isa::Base) return false;
-  const int L = isa == Isa::Avx512 ? VecAvx512::L : VecAvx2::L;
+  const int L = lanes_width(p, kPanels);
+  if (L == 0) return false;
   const int64_t BM = kPanels * L, D = p.head_dim;
-  if (lane_fill(p, BM) < kMinLaneFill) return false;
   const int64_t q_blocks = (p.seqlen_q + BM - 1) / BM;
   at::parallel_for(0, p.batch * p.heads_q * q_blocks, 1, [&](int64_t begin, int64_t end) {
     Workspace ws{std::vector<float>(D * BM), std::vector<float>(D * BM), std::vector<float>(kBlockKv * BM),
                  std::vector<float>(p.dropout_p > 0 ? BM * kBlockKv : 0)};
     for (int64_t t = begin; t < end; ++t) {
-      if (isa == Isa::Avx512) {
+      if (L == VecAvx512::L) {
         task_avx512(p, ws, t);
       } else {
         task_avx2(p, ws, t);

@@ -8,6 +8,7 @@
 
 #include "common/attention_params.h"
 #include "common/attention_philox.h"
+#include "cpu/isa.h"
 
 namespace bk {
 namespace cpu {
@@ -108,6 +109,16 @@ inline double lane_fill(const AttentionParams& p, int64_t BM) {
     slots += (sq + BM - 1) / BM * BM;
   }
   return slots ? double(queries) / double(slots) : 0.0;
+}
+
+// The vector width the lanes kernels run a call at (floats: 16 with AVX-512,
+// 8 with AVX2), or 0 where they do not apply: float64, a CPU without AVX2,
+// or query blocks of `panels` vectors filled below kMinLaneFill.
+inline int lanes_width(const AttentionParams& p, int panels) {
+  if (p.fp64) return 0;
+  const Isa isa = best_isa();
+  const int L = isa == Isa::Avx512 ? 16 : isa == Isa::Avx2 ? 8 : 0;
+  return L && lane_fill(p, int64_t(panels) * L) >= kMinLaneFill ? L : 0;
 }
 
 // True when the tile needs mask_tile at all: a mask, or keys past the causal
