@@ -170,6 +170,38 @@ def test_dropout_float32_matches_reference(causal):
         assert_close(go, gr, gt, name=name, scale=max(1.0, gr.abs().max().item()))
 
 
+@pytest.mark.parametrize("threads", [2, 4])
+@pytest.mark.parametrize("dtype,hq,sq,causal,mask_kind,dropout", [
+    (F32, 1, 1, False, None, 0.0),
+    (F32, 2, 3, True, "bool", 0.0),
+    (F64, 1, 3, True, "additive", 0.2),
+    (F64, 2, 1, False, None, 0.3),
+])
+def test_split_keys_when_query_blocks_are_fewer_than_threads(threads, dtype, hq, sq, causal, mask_kind, dropout):
+    """Decoding shapes (a few queries, batch 1) split the keys across threads
+    and merge the splits by their maxima: the same answer as the reference,
+    forward and backward, with masks, causal and dropout (its mask is indexed
+    by position, so splitting does not change it)."""
+    ensure_backend("cpu")
+    q, k, v, mask, grad = make_inputs(dtype, 1, hq, 1, sq, 300, 24, mask_kind, seed=9)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        results = []
+        for backend, dt in (("cpu", dtype), ("reference", F64), ("torch", dtype)):
+            torch.manual_seed(3)
+            results.append(run(backend, q, k, v, mask, causal, dt, grad, dropout_p=dropout))
+    finally:
+        torch.set_num_threads(previous)
+    ours, ref, theirs = results
+    assert_close(ours[0], ref[0], theirs[0], name="out")
+    fin = torch.isfinite(ref[1])
+    assert torch.equal(torch.isneginf(ours[1]), torch.isneginf(ref[1]))
+    assert_close(ours[1][fin], ref[1][fin], theirs[1][fin], name="lse", scale=max(1.0, ref[1][fin].abs().max()))
+    for name, go, gr, gt in zip(("dq", "dk", "dv"), ours[2], ref[2], theirs[2]):
+        assert_close(go, gr, gt, name=name, scale=max(1.0, gr.abs().max().item()))
+
+
 def test_bottom_right_causal_is_documented_convention():
     """Sq < Skv: query i sees keys j <= i + Skv - Sq (decoding: the last
     query sees every key), unlike SDPA's top-left is_causal."""
