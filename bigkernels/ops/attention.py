@@ -11,7 +11,7 @@ from ..composite import attention as composite
 from ..reference import attention as reference
 from .._native import cpu_isa as _cpu_isa
 from . import _checks, philox
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _FWD = ("(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, bool causal, float scale, float dropout_p, "
         "int seed, int offset) -> (Tensor, Tensor)")
@@ -89,7 +89,7 @@ def _torch_supports(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, 
 
 def _native(name):
     def run(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):
-        out, lse = op(name)(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset)
+        out, lse = call(name, q, k, v, attn_mask, causal, scale, dropout_p, seed, offset)
         return out, (lse if return_lse else None)
 
     return run

@@ -9,7 +9,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _VARLEN = ("(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, "
            "int max_seqlen_k, bool causal, float scale) -> (Tensor, Tensor)")
@@ -63,7 +63,7 @@ def _per_sequence(fn, q, k, v, cu_q, cu_k, causal, scale):
 
 
 register("attention_varlen", "cpu", kernel="bigkernels::attention_varlen")(
-    lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: op("attention_varlen")(q, k, v, cu_q, cu_k, mq, mk, causal,
+    lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: call("attention_varlen", q, k, v, cu_q, cu_k, mq, mk, causal,
                                                                              scale)[0])
 register("attention_varlen", "torch")(
     lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: _per_sequence(composite.attention, q, k, v, cu_q, cu_k,
@@ -86,7 +86,7 @@ def _decode_mask(q, seqused, s_max):
 
 
 register("attention_decode", "cpu", kernel="bigkernels::attention_decode")(
-    lambda q, kc, vc, used, scale: op("attention_decode")(q, kc, vc, used, scale))
+    lambda q, kc, vc, used, scale: call("attention_decode", q, kc, vc, used, scale))
 register("attention_decode", "torch")(
     lambda q, kc, vc, used, scale: composite.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
                                                        0.0, 0, 0, False)[0])
@@ -110,10 +110,10 @@ if availability.triton_usable():
     _register_varlen_autograd("attention_varlen_triton", "attention_varlen_backward_triton")
     register("attention_varlen", "triton",
              supports=_decode_triton_supports)(
-        lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: op("attention_varlen_triton")(q, k, v, cu_q, cu_k, mq, mk,
+        lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: call("attention_varlen_triton", q, k, v, cu_q, cu_k, mq, mk,
                                                                                         causal, scale)[0])
     register("attention_decode", "triton", supports=_decode_triton_supports)(
-        lambda q, kc, vc, used, scale: op("attention_decode_triton")(q, kc, vc, used, scale))
+        lambda q, kc, vc, used, scale: call("attention_decode_triton", q, kc, vc, used, scale))
 
 
 def _check_cu(cu, name, total, device):

@@ -5,7 +5,7 @@ dispatch, on every backend alike."""
 import torch
 
 from ..backends import register
-from ._library import op
+from ._library import call
 from .attention_varlen import _register_varlen_autograd
 
 
@@ -39,11 +39,11 @@ def decode_supports(q, k_cache, v_cache, seqused, scale):
 
 
 def _varlen(name):
-    return lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: op(name)(q, k, v, cu_q, cu_k, mq, mk, causal, scale)[0]
+    return lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: call(name, q, k, v, cu_q, cu_k, mq, mk, causal, scale)[0]
 
 
 def _decode(name):
-    return lambda q, kc, vc, used, scale: op(name)(q, kc, vc, used, scale)
+    return lambda q, kc, vc, used, scale: call(name, q, kc, vc, used, scale)
 
 
 _register_varlen_autograd("attention_varlen_sim", "attention_varlen_backward_sim")

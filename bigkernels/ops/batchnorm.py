@@ -12,7 +12,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _FWD = ("(Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor? mean, Tensor? var, float eps, "
         "int activation, float alpha) -> (Tensor, Tensor, Tensor)")
@@ -77,17 +77,17 @@ def _triton_supports(z, *args):
     return None
 
 
-register("bn_act", "cpu", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
+register("bn_act", "cpu", kernel="bigkernels::bn_act")(lambda *a: call("bn_act", *a))
 # CUDA kernels (csrc/cuda/conv/bn_*.cu): every dtype and both layouts.
 _register_autograd("bn_act_sim", "bn_act_backward_sim")
-register("bn_act", "cuda", kernel="bigkernels::bn_act")(lambda *a: op("bn_act")(*a))
-register("bn_act", "cuda_sim", kernel="bigkernels::bn_act_sim")(lambda *a: op("bn_act_sim")(*a))
+register("bn_act", "cuda", kernel="bigkernels::bn_act")(lambda *a: call("bn_act", *a))
+register("bn_act", "cuda_sim", kernel="bigkernels::bn_act_sim")(lambda *a: call("bn_act_sim", *a))
 register("bn_act", "torch")(composite.bn_act)
 if availability.triton_installed():
     from ..triton import conv_bn as _triton_bn  # noqa: F401  (defines the _triton ops)
 
     _register_autograd("bn_act_triton", "bn_act_backward_triton")
-    register("bn_act", "triton", supports=_triton_supports)(lambda *a: op("bn_act_triton")(*a))
+    register("bn_act", "triton", supports=_triton_supports)(lambda *a: call("bn_act_triton", *a))
 register("bn_act", "reference")(reference.bn_act)
 set_auto_order("bn_act", "cpu", ("cpu", "torch"))
 

@@ -11,7 +11,7 @@ import torch
 
 from ..backends import register
 from . import _checks
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _LSTM = ("(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool train) "
          "-> (Tensor, Tensor, Tensor, Tensor)")
@@ -87,14 +87,14 @@ def _train(*tensors):
 
 def _lstm(name):
     def run(x, h, c, w_ih, w_hh, b_ih, b_hh):
-        return tuple(op(name)(x, h, c, w_ih, w_hh, b_ih, b_hh, _train(x, h, c, w_ih, w_hh, b_ih, b_hh))[:2])
+        return tuple(call(name, x, h, c, w_ih, w_hh, b_ih, b_hh, _train(x, h, c, w_ih, w_hh, b_ih, b_hh))[:2])
 
     return run
 
 
 def _gru(name):
     def run(x, h, w_ih, w_hh, b_ih, b_hh):
-        return op(name)(x, h, w_ih, w_hh, b_ih, b_hh, _train(x, h, w_ih, w_hh, b_ih, b_hh))[0]
+        return call(name, x, h, w_ih, w_hh, b_ih, b_hh, _train(x, h, w_ih, w_hh, b_ih, b_hh))[0]
 
     return run
 

@@ -10,7 +10,7 @@ from ..reference import epilogue as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _FWD = "(Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, int channel_dim) -> Tensor"
 _BWD = ("(Tensor grad_y, Tensor x, Tensor? bias, Tensor? residual, int activation, float alpha, "
@@ -75,10 +75,10 @@ def _triton_supports(x, *args):
     return None
 
 
-register("bias_act", "cpu", kernel="bigkernels::bias_act")(lambda *a: op("bias_act")(*a))
-register("bias_act", "cuda", kernel="bigkernels::bias_act")(lambda *a: op("bias_act")(*a))
-register("bias_act", "cuda_sim", kernel="bigkernels::bias_act_sim")(lambda *a: op("bias_act_sim")(*a))
-register("bias_act", "triton", supports=_triton_supports)(lambda *a: op("bias_act_triton")(*a))
+register("bias_act", "cpu", kernel="bigkernels::bias_act")(lambda *a: call("bias_act", *a))
+register("bias_act", "cuda", kernel="bigkernels::bias_act")(lambda *a: call("bias_act", *a))
+register("bias_act", "cuda_sim", kernel="bigkernels::bias_act_sim")(lambda *a: call("bias_act_sim", *a))
+register("bias_act", "triton", supports=_triton_supports)(lambda *a: call("bias_act_triton", *a))
 register("bias_act", "torch")(composite.bias_act)
 register("bias_act", "reference")(reference.bias_act)
 # CPU: our single pass beats torch's separate add/add/activation passes at

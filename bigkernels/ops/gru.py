@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
 _BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor y, Tensor ws, bool reverse) "
@@ -46,7 +46,7 @@ def _register_autograd(forward_name, backward_name):
     def backward(ctx, grad_y, grad_hT, _grad_ws):
         h0, w_hh, b_hh, y, ws, x_proj = ctx.saved_tensors
         if x_proj is not None:  # forward ran without a workspace: recompute it
-            y, _, ws = op(forward_name)(x_proj, h0, w_hh, b_hh, ctx.reverse, True)
+            y, _, ws = call(forward_name, x_proj, h0, w_hh, b_hh, ctx.reverse, True)
         dx, dh0, dw, db = op(backward_name)(grad_y.contiguous(), grad_hT.contiguous(), h0, w_hh, b_hh, y, ws,
                                             ctx.reverse)
         return dx, dh0, dw, (db if b_hh is not None else None), None, None
@@ -66,7 +66,7 @@ _register_autograd("gru_layer_sim", "gru_layer_backward_sim")
 def _native(name):
     def run(x_proj, h0, w_hh, b_hh, reverse):
         train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_proj, h0, w_hh, b_hh))
-        return op(name)(x_proj, h0, w_hh, b_hh, reverse, train)[:2]
+        return call(name, x_proj, h0, w_hh, b_hh, reverse, train)[:2]
 
     return run
 

@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import define_native, op, qualname
+from ._library import call, define_native, op, qualname
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor)")
@@ -57,7 +57,7 @@ def _register_autograd(forward_name, backward_name):
     def backward(ctx, grad_y, grad_hT, grad_cT, _grad_gates, _grad_cs):
         h0, c0, w_hh, w_hr, y, gates, cs, x_proj = ctx.saved_tensors
         if x_proj is not None:
-            y, _, _, gates, cs = op(forward_name)(x_proj, h0, c0, w_hh, w_hr, ctx.reverse, True)
+            y, _, _, gates, cs = call(forward_name, x_proj, h0, c0, w_hh, w_hr, ctx.reverse, True)
         dx, dh0, dc0, dw, dwr = op(backward_name)(grad_y.contiguous(), grad_hT.contiguous(), grad_cT.contiguous(),
                                                   h0, c0, w_hh, w_hr, y, gates, cs, ctx.reverse)
         return dx, dh0, dc0, dw, (dwr if w_hr is not None else None), None, None
@@ -90,7 +90,7 @@ def _native(name):
     def run(x_proj, h0, c0, w_hh, w_hr, reverse):
         train = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x_proj, h0, c0, w_hh, w_hr))
-        return op(name)(x_proj, h0, c0, w_hh, w_hr, reverse, train)[:3]
+        return call(name, x_proj, h0, c0, w_hh, w_hr, reverse, train)[:3]
 
     return run
 

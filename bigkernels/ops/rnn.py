@@ -8,7 +8,7 @@ from ..backends import dispatch, register, set_auto_order
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
-from ._library import define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd
 
 NONLINEARITIES = ("tanh", "relu")
 define_native("rnn_layer", "(Tensor x_proj, Tensor h0, Tensor w_hh, bool relu, bool reverse) -> (Tensor, Tensor)",
@@ -39,7 +39,7 @@ def _double_backward(ctx, *grads):
 register_autograd("rnn_layer", _backward, setup_context=_setup_context)
 register_autograd("rnn_layer_backward", _double_backward)
 register("rnn_layer", "cpu", kernel="bigkernels::rnn_layer")(
-    lambda x, h0, w, nonlinearity, reverse: op("rnn_layer")(x, h0, w, nonlinearity == "relu", reverse))
+    lambda x, h0, w, nonlinearity, reverse: call("rnn_layer", x, h0, w, nonlinearity == "relu", reverse))
 register("rnn_layer", "torch")(composite.rnn_layer)
 register("rnn_layer", "reference")(reference.rnn_layer)
 set_auto_order("rnn_layer", "cpu", ("cpu", "torch"))  # measured: docs/lstm.md
