@@ -181,10 +181,7 @@ BK_PANEL_INLINE void backward_task(const AttentionParams& p, const Geometry& g, 
                                                      Workspace& ws, int64_t t) {                            \
     backward_task<VEC>(p, g, delta, dq_parts, dq_numel, ws, t);                                             \
   }
-#if BK_HAS_ISA_CLONES
-BK_BACKWARD_LANES(BK_TARGET_AVX2, avx2, VecAvx2)
-BK_BACKWARD_LANES(BK_TARGET_AVX512, avx512, VecAvx512)
-#endif
+BK_FOR_EACH_VECTOR_ISA(BK_BACKWARD_LANES)
 #undef BK_BACKWARD_LANES
 
 }  // namespace

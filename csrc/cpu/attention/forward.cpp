@@ -21,6 +21,14 @@ namespace bk {
 namespace cpu {
 namespace {
 
+// Task t of the forward: query block i0 = qb * block_q of head h of batch b.
+struct QueryBlock {
+  int64_t b, h, i0;
+};
+inline QueryBlock query_block(const AttentionParams& p, int64_t t, int64_t q_blocks) {
+  return {t / (q_blocks * p.heads_q), (t / q_blocks) % p.heads_q, (t % q_blocks) * p.block_q};
+}
+
 // Streams the keys [j_begin, j_end) (j_begin a multiple of the block) past
 // one block of query rows: the online softmax's running state acc [rows][D],
 // m, l is updated in place. S (and Z with dropout) are BM x BN scratch.
@@ -83,16 +91,11 @@ void forward_split_keys(const AttentionParams& p, int64_t tasks, int64_t q_block
   const int64_t kv_blocks = (p.seqlen_kv + BN - 1) / BN;
   const int64_t per_split = (kv_blocks + splits - 1) / splits * BN;  // keys
   std::vector<T> acc(tasks * splits * BM * D), m(tasks * splits * BM, kNegInf), l(tasks * splits * BM, T(0));
-  auto locate = [&](int64_t t, int64_t& b, int64_t& h, int64_t& i0) {
-    const int64_t qb = t % q_blocks;
-    h = (t / q_blocks) % p.heads_q, b = t / (q_blocks * p.heads_q), i0 = qb * BM;
-  };
   at::parallel_for(0, tasks * splits, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> S(BM * BN), Z(p.dropout_p > 0 ? BM * BN : 0);
     for (int64_t x = begin; x < end; ++x) {
       const int64_t t = x / splits, split = x % splits;
-      int64_t b, h, i0;
-      locate(t, b, h, i0);
+      const auto [b, h, i0] = query_block(p, t, q_blocks);
       const Seq sq = seq_of(p, b);
       if (i0 >= sq.sq) continue;
       const int64_t rows = std::min(BM, sq.sq - i0);
@@ -106,8 +109,7 @@ void forward_split_keys(const AttentionParams& p, int64_t tasks, int64_t q_block
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> out(BM * D), m_all(BM), l_all(BM);
     for (int64_t t = begin; t < end; ++t) {
-      int64_t b, h, i0;
-      locate(t, b, h, i0);
+      const auto [b, h, i0] = query_block(p, t, q_blocks);
       const Seq sq = seq_of(p, b);
       if (i0 >= sq.sq) continue;
       const int64_t rows = std::min(BM, sq.sq - i0);
@@ -143,9 +145,8 @@ void forward(const AttentionParams& p) {
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> S(BM * BN), acc(BM * D), m(BM), l(BM), Z(p.dropout_p > 0 ? BM * BN : 0);
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t qb = t % q_blocks, h = (t / q_blocks) % p.heads_q, b = t / (q_blocks * p.heads_q);
+      const auto [b, h, i0] = query_block(p, t, q_blocks);
       const Seq sq = seq_of(p, b);
-      const int64_t i0 = qb * BM;
       if (i0 >= sq.sq) continue;  // varlen: past this sequence's end
       const int64_t rows = std::min(BM, sq.sq - i0);
       std::fill(acc.begin(), acc.begin() + rows * D, T(0));

@@ -129,10 +129,7 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
   TARGET __attribute__((flatten)) void task_##SUFFIX(const AttentionParams& p, Workspace& ws, int64_t t) { \
     forward_task<VEC>(p, ws, t);                                                                                \
   }
-#if BK_HAS_ISA_CLONES
-BK_FORWARD_LANES(BK_TARGET_AVX2, avx2, VecAvx2)
-BK_FORWARD_LANES(BK_TARGET_AVX512, avx512, VecAvx512)
-#endif
+BK_FOR_EACH_VECTOR_ISA(BK_FORWARD_LANES)
 #undef BK_FORWARD_LANES
 
 }  // namespace

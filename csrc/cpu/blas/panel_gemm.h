@@ -64,6 +64,17 @@ struct VecAvx2 {
 };
 #endif
 
+// Stamps MACRO(target attribute, name suffix, vector traits) once per vector
+// ISA: the per-ISA copies of a kernel built on these tiles (called from a
+// function with that target and flatten, as said above).
+#if BK_HAS_ISA_CLONES
+#define BK_FOR_EACH_VECTOR_ISA(MACRO) \
+  MACRO(BK_TARGET_AVX2, avx2, VecAvx2) \
+  MACRO(BK_TARGET_AVX512, avx512, VecAvx512)
+#else
+#define BK_FOR_EACH_VECTOR_ISA(MACRO)
+#endif
+
 struct VecBase {  // any CPU: GCC's generic vectors, no FMA
   static constexpr int L = 8;
   static constexpr int kMaxRows = 1;

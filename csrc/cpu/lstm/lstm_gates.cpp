@@ -40,20 +40,6 @@ BK_INLINE void forward_row(const T* xp, const T* zr, const T* cp, T* g, T* c, T*
   }
 }
 
-template <typename T, bool SaveM>
-BK_INLINE void backward_row(const T* g, const T* c, const T* cp, const T* dm, T* dc, T* dz, T* m, int64_t H) {
-#pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const auto e = lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dm[j], dc[j]);
-    dz[j] = e.dzi;
-    dz[H + j] = e.dzf;
-    dz[2 * H + j] = e.dzg;
-    dz[3 * H + j] = e.dzo;
-    dc[j] = e.dc_prev;
-    if constexpr (SaveM) m[j] = e.m;
-  }
-}
-
 template <typename T>
 BK_INLINE void forward_rows(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t b0, int64_t b1,
                             int64_t H) {
@@ -71,10 +57,11 @@ BK_INLINE void backward_rows(const T* g, const T* c, const T* cp, const T* dm, T
                              int64_t b1, int64_t H) {
   for (int64_t b = b0; b < b1; ++b) {
     if (m) {
-      backward_row<T, true>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H, m + b * H, H);
+      lstm_units_backward<true>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H, m + b * H,
+                                H, H);
     } else {
-      backward_row<T, false>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H, nullptr,
-                             H);
+      lstm_units_backward<false>(g + b * 4 * H, c + b * H, cp + b * H, dm + b * H, dc + b * H, dz + b * 4 * H,
+                                 static_cast<T*>(nullptr), H, H);
     }
   }
 }

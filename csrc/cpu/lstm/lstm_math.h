@@ -53,5 +53,23 @@ BK_INLINE LstmCellBackward<T> lstm_cell_backward(T i, T f, T g, T o, T c, T c_pr
           dm * tc * o * (T(1) - o), dct * f, o * tc};
 }
 
+// lstm_cell_backward over n consecutive units of one batch row: g and dz hold
+// the four gates H apart ([4][H] from the row's unit 0); dc is read and then
+// overwritten with dL/dc_{t-1}; m_t is written back with SaveM.
+template <bool SaveM, typename T>
+BK_INLINE void lstm_units_backward(const T* g, const T* c, const T* c_prev, const T* dm, T* dc, T* dz, T* m,
+                                   int64_t H, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const auto e = lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], c_prev[j], dm[j], dc[j]);
+    dz[j] = e.dzi;
+    dz[H + j] = e.dzf;
+    dz[2 * H + j] = e.dzg;
+    dz[3 * H + j] = e.dzo;
+    dc[j] = e.dc_prev;
+    if constexpr (SaveM) m[j] = e.m;
+  }
+}
+
 }  // namespace cpu
 }  // namespace bk

@@ -162,15 +162,7 @@ inline void gates_backward(const BackwardStep& s, const float* dh, int64_t b, in
   const float* cp = s.c_prev + b * H + u0;
   float* dc = s.dc + b * H + u0;
   float* dz = s.dz + b * 4 * H + u0;
-#pragma omp simd
-  for (int j = 0; j < n; ++j) {
-    const auto e = lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dh[j], dc[j]);
-    dz[j] = e.dzi;
-    dz[H + j] = e.dzf;
-    dz[2 * H + j] = e.dzg;
-    dz[3 * H + j] = e.dzo;
-    dc[j] = e.dc_prev;
-  }
+  lstm_units_backward<false>(g, c, cp, dh, dc, dz, static_cast<float*>(nullptr), H, n);
 }
 
 // scratch: [B][backward_group(B)][L] floats (dz_next W_hh for a group of unit blocks).
@@ -217,10 +209,7 @@ using BackwardFn = void (*)(const BackwardStep&, const float*, float*, int64_t, 
     backward_blocks<VEC>(s, panels, scratch, ub0, ub1);                                                  \
   }
 BK_TEAM_KERNELS(, base, VecBase)
-#if BK_HAS_ISA_CLONES
-BK_TEAM_KERNELS(BK_TARGET_AVX2, avx2, VecAvx2)
-BK_TEAM_KERNELS(BK_TARGET_AVX512, avx512, VecAvx512)
-#endif
+BK_FOR_EACH_VECTOR_ISA(BK_TEAM_KERNELS)
 #undef BK_TEAM_KERNELS
 
 struct IsaKernels {
