@@ -33,7 +33,9 @@ def op(name: str):
     return getattr(torch.ops.bigkernels, name).default
 
 
-def _wants_grad(args):
+def wants_grad(*args):
+    """Whether a call on these arguments records a gradient: grad mode on and
+    a tensor among them (or in a list among them) requiring grad."""
     if not torch.is_grad_enabled():
         return False
     for a in args:
@@ -45,14 +47,15 @@ def _wants_grad(args):
     return False
 
 
-def call(name: str, *args):
+def call(name: str, *args, grad=None):
     """op(name)(*args), entered below the Autograd key when no argument needs a
     gradient (grad mode off, or no input requiring grad): the Autograd kernel
     of our ops is Python (register_autograd below), and crossing into it only
     to forward the call cost ~10 us per call (a 64 x 32 x 8 x 8 conv2d, 2026-11-25).
-    While torch.compile traces, the plain call, which Dynamo understands."""
+    While torch.compile traces, the plain call, which Dynamo understands.
+    grad: wants_grad(*args) when the caller has it already."""
     overload = op(name)
-    if _wants_grad(args) or torch.compiler.is_compiling():
+    if (wants_grad(*args) if grad is None else grad) or torch.compiler.is_compiling():
         return overload(*args)
     with torch._C._AutoDispatchBelowAutograd():
         return overload(*args)

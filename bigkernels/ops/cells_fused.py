@@ -11,7 +11,7 @@ import torch
 
 from ..backends import register
 from . import _checks
-from ._library import call, define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd, wants_grad
 
 _LSTM = ("(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool train) "
          "-> (Tensor, Tensor, Tensor, Tensor)")
@@ -81,20 +81,18 @@ def _register_gru(suffix):
     register_autograd("gru_cell_fused" + suffix, backward, setup_context=setup_context)
 
 
-def _train(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
 def _lstm(name):
     def run(x, h, c, w_ih, w_hh, b_ih, b_hh):
-        return tuple(call(name, x, h, c, w_ih, w_hh, b_ih, b_hh, _train(x, h, c, w_ih, w_hh, b_ih, b_hh))[:2])
+        train = wants_grad(x, h, c, w_ih, w_hh, b_ih, b_hh)
+        return tuple(call(name, x, h, c, w_ih, w_hh, b_ih, b_hh, train, grad=train)[:2])
 
     return run
 
 
 def _gru(name):
     def run(x, h, w_ih, w_hh, b_ih, b_hh):
-        return call(name, x, h, w_ih, w_hh, b_ih, b_hh, _train(x, h, w_ih, w_hh, b_ih, b_hh))[0]
+        train = wants_grad(x, h, w_ih, w_hh, b_ih, b_hh)
+        return call(name, x, h, w_ih, w_hh, b_ih, b_hh, train, grad=train)[0]
 
     return run
 

@@ -14,7 +14,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import call, define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd, wants_grad
 
 _ARGS = "int[] stride, int[] padding, int[] dilation, int groups, int activation, float alpha"
 _FWD = f"(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, {_ARGS}, bool save_preact) -> (Tensor, Tensor)"
@@ -99,9 +99,9 @@ _register_autograd("conv2d", "conv2d_backward")
 
 def _call(name):
     def run(x, weight, bias, residual, stride, padding, dilation, groups, act, alpha):
-        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias, residual))
+        grad = wants_grad(x, weight, bias, residual)
         save = grad and _needs_preact(act, alpha)
-        return call(name, x, weight, bias, residual, stride, padding, dilation, groups, act, alpha, save)[0]
+        return call(name, x, weight, bias, residual, stride, padding, dilation, groups, act, alpha, save, grad=grad)[0]
 
     return run
 

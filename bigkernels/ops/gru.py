@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import call, define_native, op, register_autograd
+from ._library import call, define_native, op, register_autograd, wants_grad
 
 _FWD = "(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool reverse, bool train) -> (Tensor, Tensor, Tensor)"
 _BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor y, Tensor ws, bool reverse) "
@@ -65,8 +65,8 @@ _register_autograd("gru_layer_sim", "gru_layer_backward_sim")
 
 def _native(name):
     def run(x_proj, h0, w_hh, b_hh, reverse):
-        train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_proj, h0, w_hh, b_hh))
-        return call(name, x_proj, h0, w_hh, b_hh, reverse, train)[:2]
+        train = wants_grad(x_proj, h0, w_hh, b_hh)
+        return call(name, x_proj, h0, w_hh, b_hh, reverse, train, grad=train)[:2]
 
     return run
 

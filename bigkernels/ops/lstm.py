@@ -11,7 +11,7 @@ from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
-from ._library import call, define_native, op, qualname
+from ._library import call, define_native, op, qualname, wants_grad
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor)")
@@ -88,9 +88,8 @@ def _triton_supports(x_proj, *args):
 
 def _native(name):
     def run(x_proj, h0, c0, w_hh, w_hr, reverse):
-        train = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x_proj, h0, c0, w_hh, w_hr))
-        return call(name, x_proj, h0, c0, w_hh, w_hr, reverse, train)[:3]
+        train = wants_grad(x_proj, h0, c0, w_hh, w_hr)
+        return call(name, x_proj, h0, c0, w_hh, w_hr, reverse, train, grad=train)[:3]
 
     return run
 
