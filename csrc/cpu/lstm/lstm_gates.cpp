@@ -23,31 +23,16 @@ namespace {
 // OpenMP fork (~2-5 us) costs more than the pass itself.
 inline int64_t row_grain(int64_t H) { return H >= 4096 ? 1 : 4096 / H; }
 
-template <typename T, bool Save>
-BK_INLINE void forward_row(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t H) {
-#pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const auto e = lstm_cell_forward(xp[j] + zr[j], xp[H + j] + zr[H + j], xp[2 * H + j] + zr[2 * H + j],
-                                     xp[3 * H + j] + zr[3 * H + j], cp[j]);
-    c[j] = e.c;
-    m[j] = e.m;
-    if constexpr (Save) {
-      g[j] = e.i;
-      g[H + j] = e.f;
-      g[2 * H + j] = e.g;
-      g[3 * H + j] = e.o;
-    }
-  }
-}
-
 template <typename T>
 BK_INLINE void forward_rows(const T* xp, const T* zr, const T* cp, T* g, T* c, T* m, int64_t b0, int64_t b1,
                             int64_t H) {
   for (int64_t b = b0; b < b1; ++b) {
     if (g) {
-      forward_row<T, true>(xp + b * 4 * H, zr + b * 4 * H, cp + b * H, g + b * 4 * H, c + b * H, m + b * H, H);
+      lstm_units_forward<true>(xp + b * 4 * H, zr + b * 4 * H, H, cp + b * H, g + b * 4 * H, c + b * H, m + b * H, H,
+                               H);
     } else {
-      forward_row<T, false>(xp + b * 4 * H, zr + b * 4 * H, cp + b * H, nullptr, c + b * H, m + b * H, H);
+      lstm_units_forward<false>(xp + b * 4 * H, zr + b * 4 * H, H, cp + b * H, static_cast<T*>(nullptr), c + b * H,
+                                m + b * H, H, H);
     }
   }
 }

@@ -53,6 +53,27 @@ BK_INLINE LstmCellBackward<T> lstm_cell_backward(T i, T f, T g, T o, T c, T c_pr
           dm * tc * o * (T(1) - o), dct * f, o * tc};
 }
 
+// lstm_cell_forward over n consecutive units of one batch row: the
+// pre-activation of gate k, unit j is xp[k * H + j] + z[k * ldz + j]; c_t and
+// m_t are written, and the activated gates g ([4][H]) with Save.
+template <bool Save, typename T>
+BK_INLINE void lstm_units_forward(const T* xp, const T* z, int64_t ldz, const T* c_prev, T* g, T* c, T* m, int64_t H,
+                                  int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const auto e = lstm_cell_forward(xp[j] + z[j], xp[H + j] + z[ldz + j], xp[2 * H + j] + z[2 * ldz + j],
+                                     xp[3 * H + j] + z[3 * ldz + j], c_prev[j]);
+    c[j] = e.c;
+    m[j] = e.m;
+    if constexpr (Save) {
+      g[j] = e.i;
+      g[H + j] = e.f;
+      g[2 * H + j] = e.g;
+      g[3 * H + j] = e.o;
+    }
+  }
+}
+
 // lstm_cell_backward over n consecutive units of one batch row: g and dz hold
 // the four gates H apart ([4][H] from the row's unit 0); dc is read and then
 // overwritten with dL/dc_{t-1}; m_t is written back with SaveM.

@@ -101,19 +101,10 @@ inline void gates_forward(const ForwardStep& s, const float* z, int64_t b, int64
   const float* cp = s.c_prev + b * H + u0;
   float* c = s.c + b * H + u0;
   float* m = s.y + b * H + u0;
-  float* g = s.gates ? s.gates + b * 4 * H + u0 : nullptr;
-#pragma omp simd
-  for (int j = 0; j < n; ++j) {
-    const auto e = lstm_cell_forward(xp[j] + z[j], xp[H + j] + z[L + j], xp[2 * H + j] + z[2 * L + j],
-                                     xp[3 * H + j] + z[3 * L + j], cp[j]);
-    c[j] = e.c;
-    m[j] = e.m;
-    if (g) {
-      g[j] = e.i;
-      g[H + j] = e.f;
-      g[2 * H + j] = e.g;
-      g[3 * H + j] = e.o;
-    }
+  if (s.gates) {
+    lstm_units_forward<true>(xp, z, L, cp, s.gates + b * 4 * H + u0, c, m, H, n);
+  } else {
+    lstm_units_forward<false>(xp, z, L, cp, static_cast<float*>(nullptr), c, m, H, n);
   }
 }
 
