@@ -128,12 +128,52 @@ def test_schedules_agree_bit_for_bit(geo, dtype):
     ensure_backend("cuda_sim")
     _, args, conv_args = make_inputs(GEOMETRIES[geo] + (CL,), dtype)
 
-    def fn():
+    def fn():  # every gradient: the fused activation backward, bias and residual outputs of wgrad
         y = run("cuda_sim", *args, conv_args, "silu")
-        outs = (y,) + torch.autograd.grad(y.sum(), [args[0], args[1]])
+        outs = (y,) + torch.autograd.grad(y.sum(), args)
         return [t.contiguous() for t in outs]  # the helper compares bytes of dense tensors
 
     assert_schedule_invariant(fn)
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("geo,dtype,fmt", [("s2-asym-pad-K72", torch.bfloat16, NCHW), ("510-pixels", torch.float16, CL),
+                                           ("grouped", torch.float16, NCHW), ("dil2-C40", torch.bfloat16, CL)])
+def test_fused_activation_backward_equals_two_passes(act, geo, dtype, fmt):
+    """The implicit-GEMM gradients with act' applied to their dL/dy tiles in
+    shared memory give the bits of the two-pass path (bias_act backward to
+    dL/dz, then the plain kernels on dL/dz): data, weight and bias gradients
+    and dL/dz itself (the residual's gradient, written by the weight
+    gradient's tap-0 blocks). Every activation; leaky_relu's slope too."""
+    from bigkernels.ops import activation as acts
+    from bigkernels.ops._library import op
+    from bigkernels.backends import sim_loader
+
+    ensure_backend("cuda_sim")
+    _, (x, w, b, r), conv_args = make_inputs(GEOMETRIES[geo] + (fmt,), dtype)
+    x, w, b, r = (t.detach() for t in (x, w, b, r))
+    code, alpha, stride, padding, dilation, groups = acts.code(act), 0.1, *conv_args
+    padding = [padding] * 2 if isinstance(padding, int) else list(padding)
+    conv = ([stride] * 2 if isinstance(stride, int) else list(stride), padding,
+            [dilation] * 2 if isinstance(dilation, int) else list(dilation), groups)
+    y, z = op("conv2d_sim")(x, w, b, r, *conv, code, alpha, True)
+    saved = y if code in (0, acts.code("relu"), acts.code("relu6")) else z
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(3)).to(dtype).contiguous(memory_format=fmt)
+    sim_loader.launched_kernels()
+    fused = op("conv2d_backward_sim")(gy, x, w, saved, *conv, code, alpha, [True, True, True, True])
+    launched = " ".join(sim_loader.launched_kernels())
+    if code != 0:
+        assert "conv_dgrad_kernel<__half, true>" in launched or "conv_dgrad_kernel<__nv_bfloat16, true>" in launched
+        assert "bias_act" not in launched, "dL/dz must not take a pass of its own"
+    # two passes: a bias gradient without the weight's takes the separate activation pass
+    gx2, _, _, gz2 = op("conv2d_backward_sim")(gy, x, w, saved, *conv, code, alpha, [True, False, True, True])
+    gz2 = gz2 if code != 0 else gy
+    _, gw2, gb2, _ = op("conv2d_backward_sim")(gz2, x, w, saved, *conv, 0, alpha, [False, True, True, False])
+    for name, got, want in zip(["x", "weight", "bias"], fused[:3], [gx2, gw2, gb2]):
+        assert torch.equal(got, want), f"{act}: grad {name} differs from the two-pass path"
+    if code != 0:
+        assert torch.equal(fused[3], gz2), f"{act}: dL/dz differs"
+    assert torch.isfinite(fused[1]).all() and fused[2].abs().sum() > 0
 
 
 def test_kernel_is_the_one_launched():

@@ -23,6 +23,13 @@ struct ConvParams {
   const void* grad_z = nullptr;
   void* grad_x = nullptr;
   void* grad_w = nullptr;
+  // Implicit-GEMM backward with the activation fused (conv_bwd.h): with
+  // `saved` set, grad_z holds dL/dy and the kernels apply act'(saved) to each
+  // loaded tile; the weight gradient also writes the bias gradient ([K]) and
+  // dL/dz (y's layout, for the residual) where these are non-null.
+  const void* saved = nullptr;
+  void* grad_bias = nullptr;
+  void* grad_preact = nullptr;
   int n = 0, c = 0, h = 0, w_in = 0;   // input
   int k = 0, r = 0, s = 0;             // filter
   int p = 0, q = 0;                    // output height, width

@@ -69,21 +69,28 @@ struct CudaKernels {
     if (gw.defined()) check_launch(bk::cuda::depthwise_backward_weight(p, stream_of(gz)), "conv2d_backward (weight)");
   }
 
-  void gemm(const bk::glue::ConvCall& call, const at::Tensor& gz, at::Tensor& gx, at::Tensor& gw) {
+  // g: dL/dy with `saved` (the activation backward fused), else dL/dz; gb and gz (dL/dz for the residual)
+  // come from the weight-gradient kernel.
+  void gemm(const bk::glue::ConvCall& call, const at::Tensor& g, const at::Tensor& saved, at::Tensor& gx,
+            at::Tensor& gw, at::Tensor& gb, at::Tensor& gz) {
     // cp.async moves 16 bytes: operands at an odd offset are copied to fresh (aligned) storage.
     auto aligned = [](const at::Tensor& t) {
       return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 ? t.clone(at::MemoryFormat::ChannelsLast) : t;
     };
-    at::Tensor gz_a = aligned(gz), x_a = aligned(call.x), w_a = aligned(call.w);
+    at::Tensor g_a = aligned(g), x_a = aligned(call.x), w_a = aligned(call.w);
+    at::Tensor s_a = saved.defined() ? aligned(saved) : saved;
     bk::ConvParams p = call.p;
-    p.grad_z = gz_a.data_ptr(), p.x = x_a.data_ptr(), p.w = w_a.data_ptr();
+    p.grad_z = g_a.data_ptr(), p.x = x_a.data_ptr(), p.w = w_a.data_ptr();
+    p.saved = s_a.defined() ? s_a.data_ptr() : nullptr;
     p.grad_x = gx.defined() ? gx.data_ptr() : nullptr;
     p.grad_w = gw.defined() ? gw.data_ptr() : nullptr;
+    p.grad_bias = gb.defined() ? gb.data_ptr() : nullptr;
+    p.grad_preact = gz.defined() ? gz.data_ptr() : nullptr;
     TORCH_CHECK(bk::cuda::conv2d_bwd_supported(p), "bigkernels: conv2d_backward: not served by the implicit GEMM");
-    if (gx.defined()) check_launch(bk::cuda::conv2d_dgrad(p, stream_of(gz)), "conv2d_backward (data)");
+    if (gx.defined()) check_launch(bk::cuda::conv2d_dgrad(p, stream_of(g)), "conv2d_backward (data)");
     if (gw.defined()) {
-      at::Tensor ws = at::empty({bk::cuda::conv2d_wgrad_workspace(p)}, gz.options().dtype(at::kFloat));
-      check_launch(bk::cuda::conv2d_wgrad(p, ws.data_ptr<float>(), stream_of(gz)), "conv2d_backward (weight)");
+      at::Tensor ws = at::empty({bk::cuda::conv2d_wgrad_workspace(p)}, g.options().dtype(at::kFloat));
+      check_launch(bk::cuda::conv2d_wgrad(p, ws.data_ptr<float>(), stream_of(g)), "conv2d_backward (weight)");
     }
   }
 };

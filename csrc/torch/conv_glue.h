@@ -100,44 +100,59 @@ inline std::tuple<at::Tensor, at::Tensor> finish_conv(const ConvCall& call) {
   return {y, z};
 }
 
-// conv2d_backward: dL/dz = grad_y * act'(saved) through `k.act_backward`
-// (our bias_act backward kernel, on saved's layout); then our data/weight
-// gradient kernels: depthwise (`k.depthwise`, x's layout) or implicit GEMM
-// (`k.gemm`, NHWC; fp16/bf16 with C/g and K/g multiples of 8); anything else
-// goes to torch's convolution_backward (cuDNN on a GPU). The bias gradient
-// is a torch reduction of dL/dz.
+// conv2d_backward. Implicit GEMM (fp16/bf16, C/g and K/g multiples of 8,
+// NHWC): `k.gemm` gets dL/dy and the saved tensor, and the kernels apply the
+// activation backward to their tiles themselves; the weight gradient also
+// returns the bias gradient and dL/dz (the residual's). Without a weight
+// gradient to carry those two, dL/dz takes a pass of its own
+// (`k.act_backward`, our bias_act backward kernel) as everywhere else:
+// depthwise (`k.depthwise`, x's layout) and torch's convolution_backward
+// (cuDNN on a GPU) for shapes outside our kernels, with the bias gradient a
+// torch reduction of dL/dz.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& saved,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t activation,
     double alpha, std::array<bool, 4> mask, Kernels& k) {
-  at::Tensor gz = grad_y;
-  if (activation != 0) {
-    at::Tensor gy = grad_y.strides() == saved.strides() ? grad_y : at::empty_like(saved).copy_(grad_y);
-    gz = k.act_backward(gy, saved);
+  const bool depthwise = is_depthwise(x, weight, groups);
+  std::optional<ConvCall> call;  // the implicit GEMM, where its domain and shape limits allow
+  if (!depthwise && gemm_backward_ok(x, weight, groups) && (mask[0] || mask[1])) {
+    call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0, false);
+    call->p.act = static_cast<Act>(activation);
+    call->p.alpha = float(alpha);
+    if (!bk::cuda::conv2d_bwd_supported(call->p)) call.reset();  // (pointers unset: the shape limits only)
   }
-  at::Tensor gx, gw, gb;
-  if (is_depthwise(x, weight, groups) && (mask[0] || mask[1])) {
-    ConvCall call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0,
-                                 false);
-    at::Tensor gz_k = gz.contiguous(call.out_format);
-    if (mask[0]) gx = at::empty_like(call.x);
-    if (mask[1]) gw = at::empty_like(call.w);
-    k.depthwise(call, gz_k, gx, gw);
-    if (mask[2]) gb = gz.sum({0, 2, 3});
+  const bool want_gz = mask[3] && activation != 0;
+  at::Tensor gx, gw, gb, gz;
+  if (call && (mask[1] || !(mask[2] || want_gz))) {
+    const at::Tensor gy = grad_y.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor sv = activation != 0 ? saved.contiguous(at::MemoryFormat::ChannelsLast) : at::Tensor();
+    if (mask[0]) gx = at::empty_like(call->x);
+    if (mask[1]) gw = at::empty_like(call->w);
+    if (mask[2]) gb = at::empty({weight.size(0)}, grad_y.options());
+    if (want_gz) gz = at::empty_like(gy);
+    k.gemm(*call, gy, sv, gx, gw, gb, gz);
   } else {
-    std::optional<ConvCall> call;  // the implicit GEMM, where its domain and shape limits allow
-    if (gemm_backward_ok(x, weight, groups) && (mask[0] || mask[1])) {
-      call = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0, false);
-      if (!bk::cuda::conv2d_bwd_supported(call->p)) call.reset();  // (pointers unset: the shape limits only)
+    gz = grad_y;
+    if (activation != 0) {
+      at::Tensor gy = grad_y.strides() == saved.strides() ? grad_y : at::empty_like(saved).copy_(grad_y);
+      gz = k.act_backward(gy, saved);
     }
-    if (call) {
-      at::Tensor gz_k = gz.contiguous(at::MemoryFormat::ChannelsLast);
-      if (mask[0]) gx = at::empty_like(call->x);
-      if (mask[1]) gw = at::empty_like(call->w);
-      k.gemm(*call, gz_k, gx, gw);
+    if (depthwise && (mask[0] || mask[1])) {
+      ConvCall dw = prepare_conv(x, weight, std::nullopt, std::nullopt, stride, padding, dilation, groups, 0, 0.0,
+                                 false);
+      at::Tensor gz_k = gz.contiguous(dw.out_format);
+      if (mask[0]) gx = at::empty_like(dw.x);
+      if (mask[1]) gw = at::empty_like(dw.w);
+      k.depthwise(dw, gz_k, gx, gw);
       if (mask[2]) gb = gz.sum({0, 2, 3});
-    } else {
+    } else if (call) {  // no weight gradient: the data gradient alone, on dL/dz
+      call->p.act = Act::None;
+      if (mask[0]) gx = at::empty_like(call->x);
+      at::Tensor none;
+      k.gemm(*call, gz.contiguous(at::MemoryFormat::ChannelsLast), none, gx, none, none, none);
+      if (mask[2]) gb = gz.sum({0, 2, 3});
+    } else if (mask[0] || mask[1] || mask[2]) {
       std::tie(gx, gw, gb) = at::convolution_backward(gz, x, weight, std::vector<int64_t>{weight.size(0)}, stride,
                                                       padding, dilation, false, {0, 0}, groups,
                                                       {mask[0], mask[1], mask[2]});
@@ -146,7 +161,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv_backward(
   return {mask[0] ? gx.contiguous(format_of(x)) : at::empty({0}, x.options()),
           mask[1] ? gw.contiguous(format_of(weight)) : at::empty({0}, x.options()),
           mask[2] ? gb : at::empty({0}, x.options()),
-          (mask[3] && activation != 0) ? gz : at::empty({0}, x.options())};
+          want_gz ? gz.contiguous(format_of(x)) : at::empty({0}, x.options())};
 }
 
 }  // namespace glue

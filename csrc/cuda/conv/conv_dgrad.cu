@@ -7,7 +7,11 @@
 // contiguous) as in the forward; B = W read as [k][c] rows (c contiguous in
 // KRSC), fed to the tensor cores through ldmatrix.trans. Tile 64 pixels x 64
 // channels, BK = 32 output channels of one tap per step, 3 cp.async stages.
+// kAct: dZ = dY * act'(saved) formed in shared memory (grad_tile.cuh), the
+// saved tile gathered beside dY's (a second instantiation: the plain one
+// keeps its smaller shared memory).
 #include "cuda/conv/conv_bwd.h"
+#include "cuda/conv/grad_tile.cuh"
 #include "cuda/conv/mma_tile.cuh"
 #include "device/launch.cuh"
 
@@ -18,10 +22,11 @@ namespace {
 constexpr int kBM = 64, kBN = 64, kBK = 32, kThreads = 128, kStages = 3;
 constexpr int kLdA = kBK + 8, kLdB = kBN + 8;  // padded rows: 16-byte aligned, fewer bank conflicts
 
-template <typename T>
+template <typename T, bool kAct>
 BK_GLOBAL void __launch_bounds__(kThreads) conv_dgrad_kernel(ConvParams p) {
   BK_SHARED(uint16_t, As, [kStages][kBM][kLdA]);
   BK_SHARED(uint16_t, Bs, [kStages][kBK][kLdB]);
+  BK_SHARED(uint16_t, Ss, [kAct ? kStages : 1][kAct ? kBM : 1][kLdA]);  // the saved tile
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
   const int cg = p.c / p.groups, kg = p.k / p.groups, grp = blockIdx.z;
@@ -30,6 +35,7 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_dgrad_kernel(ConvParams p) {
   const int n0 = blockIdx.y * kBN;
   const uint16_t* gz = static_cast<const uint16_t*>(p.grad_z);
   const uint16_t* w = static_cast<const uint16_t*>(p.w);
+  const uint16_t* sv = static_cast<const uint16_t*>(p.saved);
 
   // A: rows tid/4 and tid/4 + 32, chunk (tid%4)*8 of k. B: rows tid/8 and
   // tid/8 + 16 (k), chunk (tid%8)*8 of c.
@@ -57,8 +63,9 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_dgrad_kernel(ConvParams p) {
       const int oh = ph / p.stride_h, ow = pw / p.stride_w;
       const bool valid = a_ok[i] && k0 + a_kc < kg && ph >= 0 && pw >= 0 && oh * p.stride_h == ph &&
                          ow * p.stride_w == pw && oh < p.p && ow < p.q;
-      const uint16_t* src = valid ? gz + ((a_img[i] * p.p + oh) * p.q + ow) * p.k + grp * kg + k0 + a_kc : gz;
-      dev::cp_async_16(&As[stage][a_row + 32 * i][a_kc], src, valid);
+      const int64_t off = valid ? ((a_img[i] * p.p + oh) * p.q + ow) * p.k + grp * kg + k0 + a_kc : 0;
+      dev::cp_async_16(&As[stage][a_row + 32 * i][a_kc], gz + off, valid);
+      if constexpr (kAct) dev::cp_async_16(&Ss[stage][a_row + 32 * i][a_kc], sv + off, valid);
     }
     for (int i = 0; i < 2; ++i) {
       const int k = k0 + b_row + 16 * i;
@@ -75,6 +82,10 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_dgrad_kernel(ConvParams p) {
   }
   for (int kt = 0; kt < KT; ++kt) {
     dev::cp_async_wait<kStages - 2>();
+    if constexpr (kAct)  // this thread's own chunks of step kt (zero-filled ones stay 0)
+      for (int i = 0; i < 2; ++i)
+        tile::act_backward_chunk<T>(&As[kt % kStages][a_row + 32 * i][a_kc], &Ss[kt % kStages][a_row + 32 * i][a_kc],
+                                    p.act, p.alpha);
     __syncthreads();  // step kt landed for all; step kt-1's stage is free to refill
     if (kt + kStages - 1 < KT) load((kt + kStages - 1) % kStages, kt + kStages - 1);
     dev::cp_async_commit();
@@ -104,7 +115,7 @@ bool conv2d_bwd_supported(const ConvParams& p) {
   if (p.dtype != DType::F16 && p.dtype != DType::BF16) return false;
   if (p.groups < 1 || p.c % p.groups || p.k % p.groups || (p.c / p.groups) % 8 || (p.k / p.groups) % 8) return false;
   const uintptr_t addr = reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.w) |
-                         reinterpret_cast<uintptr_t>(p.grad_z);
+                         reinterpret_cast<uintptr_t>(p.grad_z) | reinterpret_cast<uintptr_t>(p.saved);
   const int64_t npq = int64_t(p.n) * p.p * p.q;  // wgrad's 32-bit pixel index
   return addr % 16 == 0 && p.n > 0 && p.k > 0 && p.r > 0 && p.s > 0 && p.p > 0 && p.q > 0 && p.groups <= 65535 &&
          npq < (int64_t(1) << 31) - 64 && int64_t(p.groups) * p.r * p.s <= 65535;
@@ -115,8 +126,12 @@ cudaError_t conv2d_dgrad(const ConvParams& p, cudaStream_t stream) {
   const int64_t M = int64_t(p.n) * p.h * p.w_in;
   const dim3 grid(unsigned((M + kBM - 1) / kBM), unsigned((p.c / p.groups + kBN - 1) / kBN), unsigned(p.groups));
   if (grid.y > 65535) return cudaErrorInvalidValue;
-  if (p.dtype == DType::BF16) return BK_LAUNCH(conv_dgrad_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, stream, p);
-  return BK_LAUNCH(conv_dgrad_kernel<__half>, grid, dim3(kThreads), 0, stream, p);
+  const bool act = p.saved && p.act != Act::None;
+  if (p.dtype == DType::BF16)
+    return act ? BK_LAUNCH((conv_dgrad_kernel<__nv_bfloat16, true>), grid, dim3(kThreads), 0, stream, p)
+               : BK_LAUNCH((conv_dgrad_kernel<__nv_bfloat16, false>), grid, dim3(kThreads), 0, stream, p);
+  return act ? BK_LAUNCH((conv_dgrad_kernel<__half, true>), grid, dim3(kThreads), 0, stream, p)
+             : BK_LAUNCH((conv_dgrad_kernel<__half, false>), grid, dim3(kThreads), 0, stream, p);
 }
 
 }  // namespace cuda

@@ -7,9 +7,15 @@
 // fp32 partial, and a second kernel adds the partials in split order (no
 // atomics: the same bits on every run and schedule). Tile 64 k x 64 c, 32
 // pixels per step, 3 cp.async stages.
+// kAct: dZ = dY * act'(saved) formed in shared memory (grad_tile.cuh). The
+// blocks of tap 0 and the first c tile (one per k tile and split) see every
+// dZ element exactly once, so they also write dZ for the residual's gradient
+// (p.grad_preact) and per-split partial sums for the bias gradient, which
+// the sum kernel adds in split order like the weights'.
 #include <algorithm>
 
 #include "cuda/conv/conv_bwd.h"
+#include "cuda/conv/grad_tile.cuh"
 #include "cuda/conv/mma_tile.cuh"
 #include "device/launch.cuh"
 
@@ -28,10 +34,12 @@ int splits_for(const ConvParams& p) {
   return int(std::max<int64_t>(splits, 1));
 }
 
-template <typename T>
+template <typename T, bool kAct>
 BK_GLOBAL void __launch_bounds__(kThreads) conv_wgrad_kernel(ConvParams p, float* partial, int splits) {
   BK_SHARED(uint16_t, As, [kStages][kBK][kLd]);
   BK_SHARED(uint16_t, Bs, [kStages][kBK][kLd]);
+  BK_SHARED(uint16_t, Ss, [kAct ? kStages : 1][kAct ? kBK : 1][kLd]);  // the saved tile
+  BK_SHARED(float, bias_red, [kThreads / 32][kBM]);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
   const int cg = p.c / p.groups, kg = p.k / p.groups;
@@ -43,9 +51,14 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_wgrad_kernel(ConvParams p, float
   const int step0 = split * per_split, step1 = steps < step0 + per_split ? steps : step0 + per_split;
   const uint16_t* gz = static_cast<const uint16_t*>(p.grad_z);
   const uint16_t* x = static_cast<const uint16_t*>(p.x);
+  const uint16_t* sv = static_cast<const uint16_t*>(p.saved);
   // Rows tid/8 and tid/8 + 16 (pixels), chunk (tid%8)*8 of k (A) and c (B).
   const int row = threadIdx.x / 8, ch = (threadIdx.x % 8) * 8;
   const bool a_ok = m0 + ch < kg, b_ok = n0 + ch < cg;
+  const bool writer = blockIdx.y == 0 && tap == 0;  // block-uniform
+  const bool want_bias = writer && p.grad_bias;
+  uint16_t* gpre = writer ? static_cast<uint16_t*>(p.grad_preact) : nullptr;
+  float bsum[8] = {};  // this thread's column chunk of the bias gradient
 
   auto load = [&](int stage, int step) {
     for (int i = 0; i < 2; ++i) {
@@ -53,8 +66,9 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_wgrad_kernel(ConvParams p, float
       const bool in = pix < npq;
       const int n = pix / pq, oh = pix % pq / p.q, ow = pix % p.q;
       const bool va = in && a_ok;
-      const uint16_t* sa = va ? gz + int64_t(pix) * p.k + grp * kg + m0 + ch : gz;
-      dev::cp_async_16(&As[stage][row + 16 * i][ch], sa, va);
+      const int64_t off = va ? int64_t(pix) * p.k + grp * kg + m0 + ch : 0;
+      dev::cp_async_16(&As[stage][row + 16 * i][ch], gz + off, va);
+      if constexpr (kAct) dev::cp_async_16(&Ss[stage][row + 16 * i][ch], sv + off, va);
       const int hi = oh * p.stride_h - p.pad_h + r * p.dil_h, wi = ow * p.stride_w - p.pad_w + s * p.dil_w;
       const bool vb = in && b_ok && hi >= 0 && hi < p.h && wi >= 0 && wi < p.w_in;
       const uint16_t* sb = vb ? x + ((int64_t(n) * p.h + hi) * p.w_in + wi) * p.c + grp * cg + n0 + ch : x;
@@ -70,6 +84,15 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_wgrad_kernel(ConvParams p, float
   }
   for (int kt = 0; kt < KT; ++kt) {
     dev::cp_async_wait<kStages - 2>();
+    for (int i = 0; i < 2; ++i) {  // this thread's own chunks of step kt (zero-filled ones stay 0)
+      uint16_t* g = &As[kt % kStages][row + 16 * i][ch];
+      if constexpr (kAct) tile::act_backward_chunk<T>(g, &Ss[kt % kStages][row + 16 * i][ch], p.act, p.alpha);
+      const int pix = (step0 + kt) * kBK + row + 16 * i;
+      if (want_bias)
+        for (int e = 0; e < 8; ++e) bsum[e] += tile::bits_to_float<T>(g[e]);
+      if (gpre && pix < npq && a_ok)
+        for (int e = 0; e < 8; ++e) gpre[int64_t(pix) * p.k + grp * kg + m0 + ch + e] = g[e];
+    }
     __syncthreads();  // step kt landed for all; step kt-1's stage is free to refill
     if (kt + kStages - 1 < KT) load((kt + kStages - 1) % kStages, step0 + kt + kStages - 1);
     dev::cp_async_commit();
@@ -83,6 +106,21 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_wgrad_kernel(ConvParams p, float
   }
   dev::cp_async_wait<0>();
 
+  if (want_bias) {  // fixed order: lanes 8 and 16 apart (same column chunk), then the 4 warps
+    for (int e = 0; e < 8; ++e) {
+      bsum[e] += __shfl_xor_sync(0xffffffffu, bsum[e], 8);
+      bsum[e] += __shfl_xor_sync(0xffffffffu, bsum[e], 16);
+    }
+    if (lane < 8)
+      for (int e = 0; e < 8; ++e) bias_red[warp][ch + e] = bsum[e];
+    __syncthreads();
+    if (threadIdx.x < kBM && m0 + int(threadIdx.x) < kg) {
+      float sum = 0.f;
+      for (int w = 0; w < kThreads / 32; ++w) sum += bias_red[w][threadIdx.x];
+      // bias partials follow the weight partials: [split][K]
+      partial[int64_t(splits) * p.k * p.r * p.s * cg + int64_t(split) * p.k + grp * kg + m0 + threadIdx.x] = sum;
+    }
+  }
   // partial[split][K][R][S][Cg] (an empty split writes its zeros too).
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 4; ++j)
@@ -101,6 +139,12 @@ BK_GLOBAL void __launch_bounds__(256) conv_wgrad_sum_kernel(ConvParams p, const 
     for (int s = 0; s < splits; ++s) sum += partial[s * total + i];
     static_cast<T*>(p.grad_w)[i] = dev::from_float<T>(sum);
   }
+  if (!p.grad_bias) return;
+  for (int64_t i = dev::global_thread_index(); i < p.k; i += dev::global_thread_count()) {
+    float sum = 0.f;
+    for (int s = 0; s < splits; ++s) sum += partial[splits * total + s * p.k + i];
+    static_cast<T*>(p.grad_bias)[i] = dev::from_float<T>(sum);
+  }
 }
 
 template <typename T>
@@ -109,7 +153,9 @@ cudaError_t launch(const ConvParams& p, float* workspace, cudaStream_t stream) {
   const dim3 grid(unsigned((p.k / p.groups + kBM - 1) / kBM), unsigned((p.c / p.groups + kBN - 1) / kBN),
                   unsigned(p.groups * p.r * p.s * splits));
   if (grid.y > 65535 || grid.z > 65535) return cudaErrorInvalidValue;
-  cudaError_t err = BK_LAUNCH(conv_wgrad_kernel<T>, grid, dim3(kThreads), 0, stream, p, workspace, splits);
+  cudaError_t err = p.saved && p.act != Act::None
+                        ? BK_LAUNCH((conv_wgrad_kernel<T, true>), grid, dim3(kThreads), 0, stream, p, workspace, splits)
+                        : BK_LAUNCH((conv_wgrad_kernel<T, false>), grid, dim3(kThreads), 0, stream, p, workspace, splits);
   if (err != cudaSuccess) return err;
   const int64_t total = int64_t(p.k) * p.r * p.s * (p.c / p.groups);
   const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 132 * 16));
@@ -120,7 +166,7 @@ cudaError_t launch(const ConvParams& p, float* workspace, cudaStream_t stream) {
 }  // namespace
 
 int64_t conv2d_wgrad_workspace(const ConvParams& p) {
-  return int64_t(splits_for(p)) * p.k * p.r * p.s * (p.c / p.groups);
+  return int64_t(splits_for(p)) * p.k * (int64_t(p.r) * p.s * (p.c / p.groups) + 1);  // weights, then bias
 }
 
 cudaError_t conv2d_wgrad(const ConvParams& p, float* workspace, cudaStream_t stream) {

@@ -69,12 +69,16 @@ struct SimKernels {
     if (gw.defined()) bk::simglue::check(bk::cuda::depthwise_backward_weight(p, nullptr), "conv2d_backward (weight)");
   }
 
-  void gemm(const bk::glue::ConvCall& call, const at::Tensor& gz, at::Tensor& gx, at::Tensor& gw) {
+  void gemm(const bk::glue::ConvCall& call, const at::Tensor& g, const at::Tensor& saved, at::Tensor& gx,
+            at::Tensor& gw, at::Tensor& gb, at::Tensor& gz) {
     bk::ConvParams p = call.p;
-    at::Tensor ws = at::empty({gw.defined() ? bk::cuda::conv2d_wgrad_workspace(p) : 0}, gz.options().dtype(at::kFloat));
-    Guarded gin(gz, Guarded::kIn), xin(call.x, Guarded::kIn), win(call.w, Guarded::kIn), wso(ws, Guarded::kOut);
+    at::Tensor ws = at::empty({gw.defined() ? bk::cuda::conv2d_wgrad_workspace(p) : 0}, g.options().dtype(at::kFloat));
+    Guarded gin(g, Guarded::kIn), xin(call.x, Guarded::kIn), win(call.w, Guarded::kIn), wso(ws, Guarded::kOut);
+    auto svin = guard_opt(saved, Guarded::kIn);
     auto gxo = guard_opt(gx, Guarded::kOut), gwo = guard_opt(gw, Guarded::kOut);
-    p.grad_z = gin.get(), p.x = xin.get(), p.w = win.get(), p.grad_x = ptr(gxo), p.grad_w = ptr(gwo);
+    auto gbo = guard_opt(gb, Guarded::kOut), gzo = guard_opt(gz, Guarded::kOut);
+    p.grad_z = gin.get(), p.x = xin.get(), p.w = win.get(), p.saved = ptr(svin);
+    p.grad_x = ptr(gxo), p.grad_w = ptr(gwo), p.grad_bias = ptr(gbo), p.grad_preact = ptr(gzo);
     TORCH_CHECK(bk::cuda::conv2d_bwd_supported(p), "bigkernels cuda_sim: conv2d_backward: not served");
     if (gx.defined()) bk::simglue::check(bk::cuda::conv2d_dgrad(p, nullptr), "conv2d_backward (data)");
     if (gw.defined())
