@@ -114,3 +114,180 @@ def test_opcheck():
     z, w, b, r = args
     torch.library.opcheck(op("bn_act_sim"), (z, w, b, r, None, None, 1e-5, 4, 0.01),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+
+
+# ---------------------------------------------------------------- BN statistics in the conv epilogue
+# conv2d_stats (the implicit-GEMM forward writing per-(tile, channel) mean/M2,
+# merged in tile order) + batch_norm_act(batch_stats=...): the Conv2dBNAct
+# training path. Geometries: K 72/24/10 (not tile multiples), odd H and W,
+# stride 2 and (2, 1), asymmetric padding, dilation, groups; 510 pixels = 8
+# M tiles, the last one partial.
+STATS_GEOMETRIES = ["s2-asym-pad-K72", "dil2-C40", "grouped", "510-pixels", "3x3"]
+STATS_FACTORS = [list(ACTIVATIONS), STATS_GEOMETRIES, [torch.float16, torch.bfloat16], [NCHW, CL], [True, False]]
+
+
+def _stats_inputs(geo, dtype, fmt, residual):
+    from tests.test_conv import make_inputs
+    from tests.test_conv_cuda_sim import GEOMETRIES
+
+    args64, args, conv_args = make_inputs(GEOMETRIES[geo] + (fmt,), dtype, residual=False)
+    x64, w64, cb64, _ = args64
+    gen = torch.Generator().manual_seed(5)
+    k = w64.shape[0]
+    with torch.no_grad():
+        shape = F.conv2d(x64, w64, None, *conv_args[:3], conv_args[3]).shape
+    g64 = (torch.rand(k, generator=gen, dtype=torch.float64) + 0.5).requires_grad_()
+    b64 = torch.randn(k, generator=gen, dtype=torch.float64).requires_grad_()
+    r64 = (torch.randn(shape, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+           if residual else None)
+    rm64, rv64 = torch.randn(k, generator=gen, dtype=torch.float64), torch.rand(k, generator=gen, dtype=torch.float64) + 1
+    full64 = [x64, w64, cb64, g64, b64, r64]
+    cast = [None if t is None else t.detach().to(dtype).requires_grad_() for t in full64]
+    return full64, cast, (rm64, rv64), conv_args
+
+
+def _chain(backend, x, w, cb, g, b, r, conv_args, act, running, fused=True):
+    from bigkernels.ops import conv2d, conv2d_stats
+
+    rm, rv = (t.clone() for t in running)
+    with bigkernels.use_backend(backend):
+        if fused:
+            z, mean, var = conv2d_stats(x, w, cb, *conv_args)
+            y = batch_norm_act(z, rm, rv, g, b, True, 0.3, 1e-5, activation=act, residual=r, negative_slope=0.1,
+                               batch_stats=(mean, var))
+        else:
+            z = conv2d(x, w, cb, *conv_args)
+            y = batch_norm_act(z, rm, rv, g, b, True, 0.3, 1e-5, activation=act, residual=r, negative_slope=0.1)
+    return y, rm, rv
+
+
+def check_stats(act, geo, dtype, fmt, residual):
+    ensure_backend("cuda_sim")
+    full64, args, running, conv_args = _stats_inputs(geo, dtype, fmt, residual)
+    ours, rm, rv = _chain("cuda_sim", *args, conv_args, act, [t.to(dtype) for t in running])
+    ref, rm64, rv64 = _chain("reference", *full64, conv_args, act, running)
+    theirs_args = [None if t is None else t.detach().clone().requires_grad_() for t in args]
+    theirs, rm_t, rv_t = _chain("torch", *theirs_args, conv_args, act, [t.to(dtype) for t in running], fused=False)
+    assert ours.dtype == dtype and (fmt is NCHW or ours.is_contiguous(memory_format=CL))
+    assert_close(ours, ref, theirs, name=f"{act} forward", scale=max(1.0, ref.abs().max().item()))
+    for name, got, want, base in (("running_mean", rm, rm64, rm_t), ("running_var", rv, rv64, rv_t)):
+        assert_close(got, want, base, name=name, scale=max(1.0, want.abs().max().item()))
+    with torch.no_grad():
+        pre, _, _ = _chain("reference", *[None if t is None else t.detach() for t in full64], conv_args, "none",
+                           running)
+    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grad = grad.masked_fill(sum((pre - k).abs() < 0.15 for k in (-3.0, 0.0, 3.0, 6.0)).bool(), 0.0)
+    keep = [i for i, t in enumerate(args) if t is not None]
+    g_ours = torch.autograd.grad(ours, [args[i] for i in keep], grad.to(dtype))
+    g_ref = torch.autograd.grad(ref, [full64[i] for i in keep], grad)
+    g_theirs = torch.autograd.grad(theirs, [theirs_args[i] for i in keep], grad.to(dtype))
+    for i, go, gr, gt in zip(keep, g_ours, g_ref, g_theirs):
+        name = ["x", "conv weight", "conv bias", "gamma", "beta", "residual"][i]
+        assert_close(go, gr, gt, name=f"{act} grad {name}", scale=max(1.0, gr.abs().max().item()))
+
+
+def _stats_id(row):
+    act, geo, dtype, fmt, residual = row
+    return f"{act}-{geo}-{str(dtype)[6:]}-{'cl' if fmt is CL else 'nchw'}-r{int(residual)}"
+
+
+@pytest.mark.parametrize("row", covering_rows(STATS_FACTORS), ids=_stats_id)
+def test_conv_stats_pairwise(row):
+    check_stats(*row)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", list(itertools.product(*STATS_FACTORS)), ids=_stats_id)
+def test_conv_stats_exhaustive(row):
+    check_stats(*row)
+
+
+@pytest.mark.parametrize("geo", ["510-pixels", "grouped"])
+def test_conv_stats_are_the_batch_statistics_of_the_stored_output(geo):
+    """z is conv2d's output bit for bit (the same kernel; only the epilogue's
+    statistics are added), and mean/var are z's batch statistics to fp32
+    rounding (computed in float64 from the stored z: every tile counted once,
+    the partial last tile included)."""
+    from bigkernels.backends import sim_loader
+    from bigkernels.ops import conv2d, conv2d_stats
+
+    ensure_backend("cuda_sim")
+    _, args, _, conv_args = _stats_inputs(geo, torch.float16, CL, False)
+    x, w, cb = (t.detach() for t in args[:3])
+    sim_loader.launched_kernels()
+    with bigkernels.use_backend("cuda_sim"):
+        z, mean, var = conv2d_stats(x, w, cb, *conv_args)
+        plain = conv2d(x, w, cb, *conv_args)
+    assert "conv_stats_finish_kernel" in " ".join(sim_loader.launched_kernels())
+    assert torch.equal(z, plain)
+    var64, mean64 = torch.var_mean(z.double(), dim=(0, 2, 3), correction=0)
+    torch.testing.assert_close(mean.double(), mean64, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(var.double(), var64, rtol=1e-6, atol=1e-6)
+
+
+def test_conv2d_bn_act_module_uses_the_epilogue_statistics():
+    """Conv2dBNAct in training (module unaware of the backend) on cuda_sim:
+    the statistics come from the conv epilogue (no bn statistics kernel
+    runs), and output, running statistics and gradients follow torch's
+    nn.Sequential(conv, bn, act) (float64 reference, tolerance rule)."""
+    from bigkernels.backends import sim_loader
+    from bigkernels.nn import Conv2dBNAct
+
+    ensure_backend("cuda_sim")
+    torch.manual_seed(0)
+    m64 = Conv2dBNAct(16, 24, 3, stride=2, padding=1, bias=True, activation="silu", momentum=0.3).double()
+    seq64 = m64.to_sequential()
+    m = copy_module(m64, torch.float16)
+    seq = copy_module(seq64, torch.float16)
+    x64 = torch.randn(3, 16, 11, 9, dtype=torch.float64).contiguous(memory_format=CL).requires_grad_()
+    x = x64.detach().half().requires_grad_()
+    sim_loader.launched_kernels()
+    with bigkernels.use_backend("cuda_sim"):
+        y = m(x)
+        (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    launched = " ".join(sim_loader.launched_kernels())
+    assert "conv_stats_finish_kernel" in launched and "bn_partial_kernel<__half, false" not in launched
+    y64 = seq64(x64)
+    (gx64,) = torch.autograd.grad(y64, x64, torch.ones_like(y64))
+    xt = x.detach().clone().requires_grad_()
+    yt = seq(xt)
+    (gxt,) = torch.autograd.grad(yt, xt, torch.ones_like(yt))
+    assert_close(y, y64, yt, name="forward", scale=max(1.0, y64.abs().max().item()))
+    assert_close(gx, gx64, gxt, name="grad x", scale=max(1.0, gx64.abs().max().item()))
+    for name in ("running_mean", "running_var"):
+        got, want, base = getattr(m.bn, name), getattr(seq64[1], name), getattr(seq[1], name)
+        assert_close(got, want, base, name=name, scale=max(1.0, want.abs().max().item()))
+    assert int(m.bn.num_batches_tracked) == 1
+
+
+def copy_module(module, dtype):
+    import copy
+
+    return copy.deepcopy(module).to(dtype)
+
+
+@pytest.mark.parametrize("geo,dtype", [("510-pixels", torch.float16), ("s2-asym-pad-K72", torch.bfloat16)])
+def test_conv_stats_schedules_agree_bit_for_bit(geo, dtype):
+    ensure_backend("cuda_sim")
+    _, args, running, conv_args = _stats_inputs(geo, dtype, CL, True)
+
+    def fn():
+        y, rm, rv = _chain("cuda_sim", *args, conv_args, "relu", [t.to(dtype) for t in running])
+        grads = torch.autograd.grad(y.sum(), args)
+        return [t.contiguous() for t in (y, rm, rv) + grads]
+
+    assert_schedule_invariant(fn)
+
+
+def test_conv_stats_opcheck():
+    from bigkernels.ops._library import op
+
+    ensure_backend("cuda_sim")
+    _, args, _, _ = _stats_inputs("grouped", torch.float16, CL, True)
+    x, w, cb, g, b, r = args
+    conv = ([2, 1], [1, 1], [1, 2], 2)
+    torch.library.opcheck(op("conv2d_stats_sim"), (x, w, cb, *conv))
+    z, mean, var = op("conv2d_stats_sim")(x.detach(), w.detach(), cb.detach(), *conv)
+    rr = torch.randn(z.shape).half().contiguous(memory_format=CL)
+    torch.library.opcheck(op("bn_act_batch_sim"), (z.detach().requires_grad_(), g, b, rr, mean, var, 1e-5, 4, 0.01),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))

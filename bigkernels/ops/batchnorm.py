@@ -12,7 +12,7 @@ from ..reference import conv as reference
 from ..testing.selftests import register_selftest
 from . import _checks
 from . import activation as acts
-from ._library import call, define_native, op, register_autograd
+from ._library import LIB, call, define_native, op, register_autograd
 
 _FWD = ("(Tensor z, Tensor? weight, Tensor? bias, Tensor? residual, Tensor? mean, Tensor? var, float eps, "
         "int activation, float alpha) -> (Tensor, Tensor, Tensor)")
@@ -39,15 +39,30 @@ def _fake_backward(grad_y, z, weight, bias, residual, mean, var, eps, activation
 
 define_native("bn_act", _FWD, _fake_forward)
 define_native("bn_act_backward", _BWD, _fake_backward)
+# Training with precomputed batch statistics of z (e.g. from the conv epilogue,
+# ops/conv_stats.py): bn_act's forward with the statistics given, and its
+# backward with the statistics' gradient terms (batch_stats=True). The
+# kernels are bn_act's own (Python kernels forwarding to them below).
+define_native("bn_act_batch", _FWD.replace("Tensor? mean, Tensor? var", "Tensor mean, Tensor var"), _fake_forward)
+def _forward_to(name):
+    def run(*args):
+        y, mean, var = op(name)(*args)
+        return y, mean.clone(), var.clone()  # bn_act hands given statistics back as they are: no aliasing outputs
+
+    return run
 
 
-def _register_autograd(forward_name, backward_name):
+for _suffix, _key in (("", "CPU"), ("", "CUDA"), ("_sim", "CPU")):
+    LIB.impl(f"bn_act_batch{_suffix}", _forward_to(f"bn_act{_suffix}"), _key)
+
+
+def _register_autograd(forward_name, backward_name, batch=False):
     def setup_context(ctx, inputs, output):
         z, weight, bias, residual, mean, var, eps, act, alpha = inputs
         _, batch_mean, batch_var = output
         ctx.mark_non_differentiable(batch_mean, batch_var)
         ctx.save_for_backward(z, weight, bias, residual, batch_mean, batch_var)
-        ctx.args = (eps, act, alpha, mean is None)
+        ctx.args = (eps, act, alpha, batch or mean is None)
 
     def backward(ctx, grad_y, _gm, _gv):
         z, weight, bias, residual, mean, var = ctx.saved_tensors
@@ -61,6 +76,8 @@ def _register_autograd(forward_name, backward_name):
                 gr if mask[3] else None, None, None, None, None, None)
 
     register_autograd(forward_name, backward, setup_context=setup_context)
+    if batch:
+        return  # the backward op is bn_act's, registered once
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.batch_norm_act: double backward is not supported")
@@ -69,6 +86,8 @@ def _register_autograd(forward_name, backward_name):
 
 
 _register_autograd("bn_act", "bn_act_backward")
+_register_autograd("bn_act_batch", "bn_act_backward", batch=True)
+_register_autograd("bn_act_batch_sim", "bn_act_backward_sim", batch=True)
 
 
 def _triton_supports(z, *args):
@@ -92,13 +111,32 @@ register("bn_act", "reference")(reference.bn_act)
 set_auto_order("bn_act", "cpu", ("cpu", "torch"))
 
 
+def _recomputing(fn):
+    """bn_act_batch on a backend without the variant: its training bn_act,
+    which computes the same batch statistics itself (gradient included)."""
+    return lambda z, w, b, r, mean, var, *rest: fn(z, w, b, r, None, None, *rest)
+
+
+register("bn_act_batch", "cpu", kernel="bigkernels::bn_act")(lambda *a: call("bn_act_batch", *a))
+register("bn_act_batch", "cuda", kernel="bigkernels::bn_act")(lambda *a: call("bn_act_batch", *a))
+register("bn_act_batch", "cuda_sim", kernel="bigkernels::bn_act_sim")(lambda *a: call("bn_act_batch_sim", *a))
+register("bn_act_batch", "torch")(_recomputing(composite.bn_act))
+if availability.triton_installed():
+    register("bn_act_batch", "triton", supports=_triton_supports)(
+        _recomputing(lambda *a: call("bn_act_triton", *a)))
+register("bn_act_batch", "reference")(_recomputing(reference.bn_act))
+set_auto_order("bn_act_batch", "cpu", ("cpu", "torch"))
+
+
 def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
-                   *, activation="none", residual=None, negative_slope=0.01):
+                   *, activation="none", residual=None, negative_slope=0.01, batch_stats=None):
     """act(F.batch_norm(z, ...) + residual), fused; F.batch_norm's arguments.
 
     training: batch statistics, and running_mean/running_var (when given)
     updated in place exactly as torch does (momentum, unbiased variance);
-    else the running statistics. z: (N, C, ...) contiguous or channels_last."""
+    else the running statistics. z: (N, C, ...) contiguous or channels_last.
+    batch_stats: (mean, biased var) of z per channel, already computed (e.g.
+    by ops.conv2d_stats), training only; the gradient is batch norm's."""
     _checks.tensor(z, "z")
     code = acts.code(activation)
     if z.dim() < 2:
@@ -123,7 +161,15 @@ def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"expected more than 1 value per channel when training, got z of shape {list(z.shape)}")
     z = z.contiguous(memory_format=_format(z))
     mean, var = (None, None) if training else (running_mean, running_var)
-    y, batch_mean, batch_var = dispatch("bn_act", z.device.type, z, weight, bias, residual, mean, var, float(eps),
+    name = "bn_act"
+    if batch_stats is not None:
+        if not training:
+            raise ValueError("batch_stats are for training=True (eval uses the running statistics)")
+        if not (isinstance(batch_stats, (tuple, list)) and len(batch_stats) == 2
+                and all(isinstance(t, torch.Tensor) and t.shape == (c,) for t in batch_stats)):
+            raise ValueError(f"batch_stats must be a (mean, var) pair of [{c}] tensors")
+        name, (mean, var) = "bn_act_batch", batch_stats
+    y, batch_mean, batch_var = dispatch(name, z.device.type, z, weight, bias, residual, mean, var, float(eps),
                                         code, float(negative_slope))
     if training and running_mean is not None and running_var is not None:
         n = z.numel() // c

@@ -217,20 +217,12 @@ def _check_shapes(x, weight, bias, groups, padding, stride, dilation):
                              f"padded {axis} ({x.shape[2 + i]} + 2*{padding[i]})")
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation="none", residual=None,
-           negative_slope=0.01):
-    """act(conv2d(x, weight) + bias + residual), fused; torch.nn.functional.conv2d's arguments.
-
-    x: (N, C, H, W) or (C, H, W), contiguous or channels_last (the output keeps
-    x's memory format); float16/bfloat16/float32 (float64 on cpu/torch/reference).
-    padding: int, pair, "same" or "valid". residual: the output's shape.
-    activation: one of ops.activation.ACTIVATIONS. Differentiable in x,
-    weight, bias and residual."""
+def conv_inputs(x, weight, bias, residual, stride, padding, dilation, groups):
+    """conv2d's argument checks and conversions (shared with conv2d_stats):
+    (x, weight, bias, residual, stride, padding, dilation, unbatched), the
+    tensors in the call's dtype and x's memory format, explicit padding."""
     _checks.tensor(x, "x")
     _checks.tensor(weight, "weight")
-    code = acts.code(activation)
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
     for t, name in ((weight, "weight"), (bias, "bias"), (residual, "residual")):
         if t is not None:
             _checks.tensor(t, name)
@@ -259,6 +251,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     weight = _checks.cast(weight, dtype).contiguous(memory_format=fmt)
     bias = None if bias is None else _checks.cast(bias, dtype).contiguous()
     residual = None if residual is None else _checks.cast(residual, dtype).contiguous(memory_format=fmt)
+    return x, weight, bias, residual, stride, padding, dilation, unbatched
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation="none", residual=None,
+           negative_slope=0.01):
+    """act(conv2d(x, weight) + bias + residual), fused; torch.nn.functional.conv2d's arguments.
+
+    x: (N, C, H, W) or (C, H, W), contiguous or channels_last (the output keeps
+    x's memory format); float16/bfloat16/float32 (float64 on cpu/torch/reference).
+    padding: int, pair, "same" or "valid". residual: the output's shape.
+    activation: one of ops.activation.ACTIVATIONS. Differentiable in x,
+    weight, bias and residual."""
+    code = acts.code(activation)
+    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
+    x, weight, bias, residual, stride, padding, dilation, unbatched = conv_inputs(
+        x, weight, bias, residual, stride, padding, dilation, groups)
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,
                  float(negative_slope))
     return y.squeeze(0) if unbatched else y

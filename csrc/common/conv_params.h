@@ -30,6 +30,9 @@ struct ConvParams {
   const void* saved = nullptr;
   void* grad_bias = nullptr;
   void* grad_preact = nullptr;
+  // Forward (implicit GEMM): per-(M tile, output channel) mean and M2 of y as
+  // stored, [M tiles][2][K] floats, or null (conv_fprop.h: BN statistics).
+  float* stats_partial = nullptr;
   int n = 0, c = 0, h = 0, w_in = 0;   // input
   int k = 0, r = 0, s = 0;             // filter
   int p = 0, q = 0;                    // output height, width

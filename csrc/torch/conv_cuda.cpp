@@ -47,6 +47,30 @@ std::tuple<at::Tensor, at::Tensor> conv2d_cuda(const at::Tensor& x, const at::Te
   return bk::glue::finish_conv(call);
 }
 
+// conv2d_stats: the implicit-GEMM forward (no activation, no residual) with
+// the BN statistics epilogue; mean and biased variance in the compute type.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_stats_cuda(const at::Tensor& x, const at::Tensor& weight,
+                                                                 const std::optional<at::Tensor>& bias,
+                                                                 at::IntArrayRef stride, at::IntArrayRef padding,
+                                                                 at::IntArrayRef dilation, int64_t groups) {
+  c10::cuda::CUDAGuard guard(x.device());
+  auto call = bk::glue::prepare_conv(x, weight, bias, std::nullopt, stride, padding, dilation, groups, 0, 0.0, false);
+  if (reinterpret_cast<uintptr_t>(call.x.data_ptr()) % 16) call.x = call.x.clone(at::MemoryFormat::ChannelsLast);
+  if (reinterpret_cast<uintptr_t>(call.w.data_ptr()) % 16) call.w = call.w.clone(at::MemoryFormat::ChannelsLast);
+  bk::ConvParams p = call.p;
+  p.x = call.x.data_ptr(), p.w = call.w.data_ptr(), p.y = call.y.data_ptr();
+  p.bias = call.bias ? call.bias->data_ptr() : nullptr;
+  TORCH_CHECK(!bk::glue::is_depthwise(x, weight, groups) && bk::cuda::conv2d_fprop_supported(p),
+              "bigkernels: conv2d_stats: not served by the implicit-GEMM kernel");
+  at::Tensor ws = at::empty({bk::cuda::conv2d_stats_workspace(p)}, x.options().dtype(at::kFloat));
+  at::Tensor mean = at::empty({p.k}, x.options().dtype(at::kDouble)), var = at::empty_like(mean);
+  p.stats_partial = ws.data_ptr<float>();
+  check_launch(bk::cuda::conv2d_fprop(p, stream_of(x)), "conv2d_stats");
+  check_launch(bk::cuda::conv2d_stats_finish(p, p.stats_partial, mean.data_ptr<double>(), var.data_ptr<double>(),
+                                             stream_of(x)), "conv2d_stats (finish)");
+  return {std::get<0>(bk::glue::finish_conv(call)), mean.to(at::kFloat), var.to(at::kFloat)};
+}
+
 struct CudaKernels {
   int64_t activation;
   double alpha;
@@ -110,4 +134,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cuda(
 TORCH_LIBRARY_IMPL(bigkernels, CUDA, m) {
   m.impl("conv2d", &conv2d_cuda);
   m.impl("conv2d_backward", &conv2d_backward_cuda);
+  m.impl("conv2d_stats", &conv2d_stats_cuda);
 }

@@ -20,12 +20,67 @@ namespace bk {
 namespace cuda {
 namespace {
 
-constexpr int kBM = 64, kBN = 64, kBK = 32, kPad = 40, kThreads = 128, kStages = 3;
+constexpr int kBM = kConvFpropTileM, kBN = 64, kBK = 32, kPad = 40, kThreads = 128, kStages = 3;
+
+// Sum over the tile's 64 rows of this thread's 4 values per column (j, b):
+// lanes with the same lane % 4 share columns (xor 4, 8, 16), then the two
+// warps of a column half through shared memory; fixed order throughout.
+BK_DEVICE void tile_column_sums(float (&v)[4][2], float (&red)[2][kBN], float (&out)[4][2], int warp, int lane,
+                                int wn) {
+  for (int j = 0; j < 4; ++j)
+    for (int b = 0; b < 2; ++b) {
+      float s = v[j][b];
+      s += __shfl_xor_sync(0xffffffffu, s, 4);
+      s += __shfl_xor_sync(0xffffffffu, s, 8);
+      s += __shfl_xor_sync(0xffffffffu, s, 16);
+      if (lane < 4) red[warp / 2][wn + 8 * j + 2 * lane + b] = s;
+    }
+  __syncthreads();
+  for (int j = 0; j < 4; ++j)
+    for (int b = 0; b < 2; ++b) out[j][b] = red[0][wn + 8 * j + 2 * (lane % 4) + b] + red[1][wn + 8 * j + 2 * (lane % 4) + b];
+  __syncthreads();  // red is reused by the next call
+}
+
+// The block's BN partials: per channel, the mean of its tile's stored y and
+// M2 about that mean (two passes over registers: no cancellation), written
+// to stats_partial[tile][0 / 1][k]. Rows past M count as absent.
+BK_DEVICE void stats_epilogue(const ConvParams& p, float (&acc)[2][4][4], float (&red)[2][kBN], int64_t m0, int n0,
+                              int grp, int warp, int lane, int wm, int wn) {
+  const int64_t M = int64_t(p.n) * p.p * p.q;
+  const int kg = p.k / p.groups, rows = int(M - m0 < kBM ? M - m0 : kBM);
+  auto valid = [&](int i, int v) { return wm + 16 * i + lane / 4 + 8 * (v >> 1) < rows; };
+  float part[4][2] = {}, mean[4][2], m2[4][2];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int v = 0; v < 4; ++v)
+        if (valid(i, v)) part[j][v & 1] += acc[i][j][v];
+  tile_column_sums(part, red, mean, warp, lane, wn);
+  for (int j = 0; j < 4; ++j)
+    for (int b = 0; b < 2; ++b) mean[j][b] /= float(rows), part[j][b] = 0.f;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int v = 0; v < 4; ++v)
+        if (valid(i, v)) {
+          const float d = acc[i][j][v] - mean[j][v & 1];
+          part[j][v & 1] += d * d;
+        }
+  tile_column_sums(part, red, m2, warp, lane, wn);
+  if (wm == 0 && lane < 4)  // one writer per column: the upper warp of each column half
+    for (int j = 0; j < 4; ++j)
+      for (int b = 0; b < 2; ++b) {
+        const int kk = n0 + wn + 8 * j + 2 * lane + b;
+        if (kk >= kg) continue;
+        float* out = p.stats_partial + int64_t(blockIdx.x) * 2 * p.k + grp * kg + kk;
+        out[0] = mean[j][b];
+        out[p.k] = m2[j][b];
+      }
+}
 
 template <typename T>
 BK_GLOBAL void __launch_bounds__(kThreads) conv_fprop_kernel(ConvParams p) {
   BK_SHARED(uint16_t, As, [kStages][kBM][kPad]);
   BK_SHARED(uint16_t, Bs, [kStages][kBN][kPad]);
+  BK_SHARED(float, stats_red, [2][kBN]);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
   const int cg = p.c / p.groups, kg = p.k / p.groups, grp = blockIdx.z;
@@ -118,8 +173,11 @@ BK_GLOBAL void __launch_bounds__(kThreads) conv_fprop_kernel(ConvParams p) {
         if (bias) val += dev::to_float(bias[kout]);
         if (res) val += dev::to_float(res[off]);
         if (z) z[off] = dev::from_float<T>(val);
-        y[off] = dev::from_float<T>(apply_act(p.act, val, p.alpha));
+        const T out = dev::from_float<T>(apply_act(p.act, val, p.alpha));
+        y[off] = out;
+        acc[i][j][v] = dev::to_float(out);  // kept for the statistics
       }
+  if (p.stats_partial) stats_epilogue(p, acc, stats_red, m0, n0, grp, warp, lane, wm, wn);
 }
 
 }  // namespace

@@ -45,6 +45,32 @@ std::tuple<at::Tensor, at::Tensor> conv2d_sim(const at::Tensor& x, const at::Ten
   return bk::glue::finish_conv(call);
 }
 
+// conv2d_stats: the implicit-GEMM forward (no activation, no residual) with
+// the BN statistics epilogue; mean and biased variance in the compute type.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_stats_sim(const at::Tensor& x, const at::Tensor& weight,
+                                                                const std::optional<at::Tensor>& bias,
+                                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                                at::IntArrayRef dilation, int64_t groups) {
+  auto call = bk::glue::prepare_conv(x, weight, bias, std::nullopt, stride, padding, dilation, groups, 0, 0.0, false);
+  TORCH_CHECK(!bk::glue::is_depthwise(x, weight, groups) && bk::cuda::conv2d_fprop_supported(call.p),
+              "bigkernels cuda_sim: conv2d_stats: not served by the implicit-GEMM kernel");
+  at::Tensor ws = at::empty({bk::cuda::conv2d_stats_workspace(call.p)}, x.options().dtype(at::kFloat));
+  at::Tensor mean = at::empty({call.p.k}, x.options().dtype(at::kDouble)), var = at::empty_like(mean);
+  {
+    Guarded gx(call.x, Guarded::kIn), gw(call.w, Guarded::kIn), gy(call.y, Guarded::kOut), gws(ws, Guarded::kOut);
+    Guarded gm(mean, Guarded::kOut), gv(var, Guarded::kOut);
+    auto gb = bk::simglue::guard_in(call.bias);
+    bk::ConvParams p = call.p;
+    p.x = gx.get(), p.w = gw.get(), p.y = gy.get(), p.bias = ptr(gb);
+    p.stats_partial = static_cast<float*>(gws.get());
+    bk::simglue::check(bk::cuda::conv2d_fprop(p, nullptr), "conv2d_stats");
+    bk::simglue::check(bk::cuda::conv2d_stats_finish(p, p.stats_partial, static_cast<double*>(gm.get()),
+                                                     static_cast<double*>(gv.get()), nullptr),
+                       "conv2d_stats (finish)");
+  }
+  return {std::get<0>(bk::glue::finish_conv(call)), mean.to(at::kFloat), var.to(at::kFloat)};
+}
+
 struct SimKernels {
   int64_t activation;
   double alpha;
@@ -100,4 +126,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> conv2d_backward_sim(
 TORCH_LIBRARY_IMPL(bigkernels, CPU, m) {
   m.impl("conv2d_sim", &conv2d_sim);
   m.impl("conv2d_backward_sim", &conv2d_backward_sim);
+  m.impl("conv2d_stats_sim", &conv2d_stats_sim);
 }
