@@ -164,3 +164,78 @@ def test_triton_bn_opcheck():
     z, w, b, r = args
     torch.library.opcheck(op("bn_act_triton"), (z, w, b, r, None, None, 1e-5, 4, 0.01),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+
+
+# ---------------------------------------------------------------- precomputed batch statistics
+# ops.conv2d_stats + batch_norm_act(batch_stats=...): the Conv2dBNAct training
+# path (the CUDA kernels fuse the statistics into the conv epilogue: tests in
+# test_conv_bn_cuda_sim.py); here every other backend, the gradient of the
+# whole chain, the op's registration and the argument errors.
+def _conv_stats_chain(x, w, cb, g, b, r, act="silu"):
+    from bigkernels.ops import conv2d_stats
+
+    z, mean, var = conv2d_stats(x, w, cb, 1, 1)
+    return batch_norm_act(z, None, None, g, b, True, activation=act, residual=r, batch_stats=(mean, var))
+
+
+def _chain_inputs(dtype, fmt=CL):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
+    w = torch.randn(4, 3, 3, 3, generator=gen, dtype=torch.float64) / 5
+    cb, g, b = (torch.randn(4, generator=gen, dtype=torch.float64) for _ in range(3))
+    r = torch.randn(2, 4, 5, 4, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
+    return [t.to(dtype).requires_grad_() for t in (x, w, cb, g, b, r)]
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch", "reference"])
+def test_conv_stats_chain_gradcheck_float64(backend):
+    """The chain's gradient is conv + training batch norm's (the statistics'
+    terms included), on every CPU backend."""
+    ensure_backend(backend)
+    with bigkernels.use_backend(backend):
+        torch.autograd.gradcheck(_conv_stats_chain, tuple(_chain_inputs(torch.float64)), fast_mode=True)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch", pytest.param("triton", marks=pytest.mark.triton)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_conv_stats_chain_equals_conv_then_bn(backend, dtype):
+    """Same forward and gradients as conv2d then batch_norm_act computing its
+    own statistics (the path it replaces), within the tolerance rule's floor."""
+    from bigkernels.ops import conv2d
+
+    ensure_backend(backend)
+    args = _chain_inputs(dtype)
+    other = [t.detach().clone().requires_grad_() for t in args]
+    with bigkernels.use_backend(backend):
+        y = _conv_stats_chain(*args)
+        x, w, cb, g, b, r = other
+        y2 = batch_norm_act(conv2d(x, w, cb, 1, 1), None, None, g, b, True, activation="silu", residual=r)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(y, y2, **tol)
+    for a, o in zip(torch.autograd.grad(y.sum(), args), torch.autograd.grad(y2.sum(), other)):
+        torch.testing.assert_close(a, o, **tol)
+
+
+def test_conv_stats_opcheck_and_compile():
+    from bigkernels.ops._library import op
+
+    z = torch.randn(2, 4, 3, 5).contiguous(memory_format=CL).requires_grad_()
+    g, b = torch.rand(4) + 0.5, torch.randn(4)
+    var, mean = torch.var_mean(z.detach(), dim=(0, 2, 3), correction=0)
+    torch.library.opcheck(op("bn_act_batch"), (z, g.requires_grad_(), b.requires_grad_(), None, mean, var, 1e-5, 4,
+                                               0.01))
+    args = _chain_inputs(torch.float32)
+    y = torch.compile(_conv_stats_chain, backend="aot_eager", fullgraph=True)(*args)
+    torch.testing.assert_close(y, _conv_stats_chain(*args))
+
+
+@pytest.mark.parametrize("batch_stats,words", [
+    ((torch.zeros(2), torch.ones(3)), r"batch_stats must be a \(mean, var\) pair of \[3\] tensors"),
+    (torch.zeros(3), "batch_stats must be"),
+])
+def test_bad_batch_stats(batch_stats, words):
+    with pytest.raises(ValueError, match=words):
+        batch_norm_act(torch.randn(2, 3, 4, 4), None, None, training=True, batch_stats=batch_stats)
+    with pytest.raises(ValueError, match="batch_stats are for training=True"):
+        batch_norm_act(torch.randn(2, 3, 4, 4), torch.zeros(3), torch.ones(3), training=False,
+                       batch_stats=(torch.zeros(3), torch.ones(3)))
