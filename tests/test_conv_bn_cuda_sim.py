@@ -49,13 +49,20 @@ def check(act, dtype, layout, training, affine, residual):
     with torch.no_grad():
         pre, *_ = _run("reference", *[None if t is None else t.detach() for t in args64], stats, training, "none")
     grad = grad.masked_fill(sum((pre - k).abs() < 0.15 for k in (-3.0, 0.0, 3.0, 6.0)).bool(), 0.0)
+    assert_grads_close((ours, args), (ref, args64), (theirs, theirs_args), grad, ["z", "weight", "bias", "residual"],
+                       act)
+
+
+def assert_grads_close(ours, ref, theirs, grad, names, act):
+    """Each (output, inputs) pair differentiated against `grad` (float64,
+    cast to the inputs' dtype), then every gradient by the tolerance rule."""
+    (y, args), (y64, args64), (yt, args_t) = ours, ref, theirs
     keep = [i for i, t in enumerate(args) if t is not None]
-    g_ours = torch.autograd.grad(ours, [args[i] for i in keep], grad.to(dtype))
-    g_ref = torch.autograd.grad(ref, [args64[i] for i in keep], grad)
-    g_theirs = torch.autograd.grad(theirs, [theirs_args[i] for i in keep], grad.to(dtype))
+    g_ours = torch.autograd.grad(y, [args[i] for i in keep], grad.to(y.dtype))
+    g_ref = torch.autograd.grad(y64, [args64[i] for i in keep], grad)
+    g_theirs = torch.autograd.grad(yt, [args_t[i] for i in keep], grad.to(y.dtype))
     for i, go, gr, gt in zip(keep, g_ours, g_ref, g_theirs):
-        name = ["z", "weight", "bias", "residual"][i]
-        assert_close(go, gr, gt, name=f"{act} grad {name}", scale=max(1.0, gr.abs().max().item()))
+        assert_close(go, gr, gt, name=f"{act} grad {names[i]}", scale=max(1.0, gr.abs().max().item()))
 
 
 def _id(row):
@@ -177,13 +184,8 @@ def check_stats(act, geo, dtype, fmt, residual):
                            running)
     grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     grad = grad.masked_fill(sum((pre - k).abs() < 0.15 for k in (-3.0, 0.0, 3.0, 6.0)).bool(), 0.0)
-    keep = [i for i, t in enumerate(args) if t is not None]
-    g_ours = torch.autograd.grad(ours, [args[i] for i in keep], grad.to(dtype))
-    g_ref = torch.autograd.grad(ref, [full64[i] for i in keep], grad)
-    g_theirs = torch.autograd.grad(theirs, [theirs_args[i] for i in keep], grad.to(dtype))
-    for i, go, gr, gt in zip(keep, g_ours, g_ref, g_theirs):
-        name = ["x", "conv weight", "conv bias", "gamma", "beta", "residual"][i]
-        assert_close(go, gr, gt, name=f"{act} grad {name}", scale=max(1.0, gr.abs().max().item()))
+    assert_grads_close((ours, args), (ref, full64), (theirs, theirs_args), grad,
+                       ["x", "conv weight", "conv bias", "gamma", "beta", "residual"], act)
 
 
 def _stats_id(row):
