@@ -137,7 +137,11 @@ def _stats_inputs(geo, dtype, fmt, residual):
     from tests.test_conv import make_inputs
     from tests.test_conv_cuda_sim import GEOMETRIES
 
-    args64, args, conv_args = make_inputs(GEOMETRIES[geo] + (fmt,), dtype, residual=False)
+    # No conv bias: under training BN its gradient is exactly 0, and what every
+    # backend returns is rounding noise (main's conv2d + bn_act on cuda_sim
+    # failed the rule on it as this chain does: 3x3, bf16); its forward and
+    # gradient plumbing are checked bit for bit against conv2d below.
+    args64, args, conv_args = make_inputs(GEOMETRIES[geo] + (fmt,), dtype, bias=False, residual=False)
     x64, w64, cb64, _ = args64
     gen = torch.Generator().manual_seed(5)
     k = w64.shape[0]
@@ -214,15 +218,20 @@ def test_conv_stats_are_the_batch_statistics_of_the_stored_output(geo):
     from bigkernels.ops import conv2d, conv2d_stats
 
     ensure_backend("cuda_sim")
-    _, args, _, conv_args = _stats_inputs(geo, torch.float16, CL, False)
-    x, w, cb = (t.detach() for t in args[:3])
+    from tests.test_conv import make_inputs
+    from tests.test_conv_cuda_sim import GEOMETRIES
+
+    _, (x, w, cb, _), conv_args = make_inputs(GEOMETRIES[geo] + (CL,), torch.float16, residual=False)
     sim_loader.launched_kernels()
     with bigkernels.use_backend("cuda_sim"):
         z, mean, var = conv2d_stats(x, w, cb, *conv_args)
         plain = conv2d(x, w, cb, *conv_args)
     assert "conv_stats_finish_kernel" in " ".join(sim_loader.launched_kernels())
     assert torch.equal(z, plain)
-    var64, mean64 = torch.var_mean(z.double(), dim=(0, 2, 3), correction=0)
+    gz = torch.randn(z.shape, generator=torch.Generator().manual_seed(2)).half()
+    for got, want in zip(torch.autograd.grad(z, (x, w, cb), gz), torch.autograd.grad(plain, (x, w, cb), gz)):
+        assert torch.equal(got, want)  # conv2d_stats's backward is conv2d's
+    var64, mean64 = torch.var_mean(z.detach().double(), dim=(0, 2, 3), correction=0)
     torch.testing.assert_close(mean.double(), mean64, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var.double(), var64, rtol=1e-6, atol=1e-6)
 
@@ -275,7 +284,7 @@ def test_conv_stats_schedules_agree_bit_for_bit(geo, dtype):
 
     def fn():
         y, rm, rv = _chain("cuda_sim", *args, conv_args, "relu", [t.to(dtype) for t in running])
-        grads = torch.autograd.grad(y.sum(), args)
+        grads = torch.autograd.grad(y.sum(), [a for a in args if a is not None])
         return [t.contiguous() for t in (y, rm, rv) + grads]
 
     assert_schedule_invariant(fn)
@@ -286,7 +295,8 @@ def test_conv_stats_opcheck():
 
     ensure_backend("cuda_sim")
     _, args, _, _ = _stats_inputs("grouped", torch.float16, CL, True)
-    x, w, cb, g, b, r = args
+    x, w, _, g, b, r = args
+    cb = torch.randn(w.shape[0]).half().requires_grad_()
     conv = ([2, 1], [1, 1], [1, 2], 2)
     torch.library.opcheck(op("conv2d_stats_sim"), (x, w, cb, *conv))
     z, mean, var = op("conv2d_stats_sim")(x.detach(), w.detach(), cb.detach(), *conv)
