@@ -210,7 +210,7 @@ def test_not_served_says_why(dtype, shape, groups, why):
         conv2d(x, torch.randn(shape, dtype=dtype), groups=groups)
 
 
-@pytest.mark.parametrize("op", ["conv2d", "bn_act"])
+@pytest.mark.parametrize("op", ["conv2d", "bn_act", "conv2d_stats", "bn_act_batch"])
 def test_trust_selftests_pass_on_the_emulated_kernels(op):
     """The self-tests that trust-on-first-use runs before `auto` first routes
     a call to the cuda backend on a GPU, run here on the same kernels under

@@ -216,3 +216,18 @@ register_selftest(
     # the case matching a routed call (z, weight, bias, residual, mean, var, eps, act, alpha)
     features=lambda z, w, b, r, mean, *_: dict(training=mean is None, affine=w is not None,
                                                residual=r is not None))
+
+
+def _batch_selftest_fn(z, weight, bias, training, **kwargs):
+    """bn_act_batch: training batch norm with the statistics handed in (the
+    shared pass of ops/conv_stats.py computes them here)."""
+    from .conv_stats import batch_stats
+
+    return batch_norm_act(z, None, None, weight, bias, True, batch_stats=batch_stats(z), **kwargs)
+
+
+register_selftest(
+    "bn_act_batch", _batch_selftest_fn, inputs=_selftest_inputs,
+    dtypes=(torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    cases=[dict(training=True, affine=True, residual=True), dict(training=True, affine=False, residual=False)],
+    features=lambda z, w, b, r, *_: dict(training=True, affine=w is not None, residual=r is not None))

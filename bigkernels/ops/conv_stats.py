@@ -14,6 +14,7 @@ from ..backends import availability, register, set_auto_order, dispatch
 from ..composite import conv as composite
 from ..reference import conv as reference
 from . import conv as _conv
+from ..testing.selftests import register_selftest
 from ._library import call, define_native, op, register_autograd, wants_grad
 
 _FWD = "(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) " \
@@ -105,3 +106,29 @@ def conv2d_stats(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
     if unbatched:
         raise ValueError("conv2d_stats needs batched (N, C, H, W) x: statistics are over the batch")
     return dispatch("conv2d_stats", x.device.type, x, weight, bias, stride, padding, dilation, groups)
+
+
+# ---------------------------------------------------------------- self-test
+# Trust on first use (bigkernels/backends/trust.py): the statistics epilogue
+# checked through the whole training chain (conv2d_stats, then batch norm with
+# those statistics, silu), forward and backward, against the float64
+# reference. No conv bias: under training BN its gradient is exactly 0 and any
+# backend's value is rounding noise (the layer's own bias sits in BN's beta).
+def _selftest_inputs(seed):
+    (x, w, _, stride, padding, dilation, groups), _ = _conv._selftest_inputs(seed, "gemm", False, False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    k = w.shape[0]
+    gamma = torch.rand(k, generator=gen, dtype=torch.float64) + 0.5
+    beta = torch.randn(k, generator=gen, dtype=torch.float64)
+    return (x, w, gamma, beta, stride, padding, dilation, groups), {}
+
+
+def _selftest_fn(x, w, gamma, beta, stride, padding, dilation, groups):
+    from .batchnorm import batch_norm_act
+
+    z, mean, var = conv2d_stats(x, w, None, stride, padding, dilation, groups)
+    return batch_norm_act(z, None, None, gamma, beta, True, activation="silu", batch_stats=(mean, var))
+
+
+register_selftest("conv2d_stats", _selftest_fn, inputs=_selftest_inputs, dtypes=(torch.float16, torch.bfloat16),
+                  cases=[{}], features=lambda *args: {})
