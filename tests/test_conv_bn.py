@@ -239,3 +239,20 @@ def test_bad_batch_stats(batch_stats, words):
     with pytest.raises(ValueError, match="batch_stats are for training=True"):
         batch_norm_act(torch.randn(2, 3, 4, 4), torch.zeros(3), torch.ones(3), training=False,
                        batch_stats=(torch.zeros(3), torch.ones(3)))
+
+
+@pytest.mark.parametrize("backend", ["auto", "cpu", "torch"])
+def test_conv2d_batch_norm_act_on_cpu_is_conv_then_bn(backend):
+    """Conv2dBNAct's training forward: on the CPU backends (no statistics
+    epilogue) exactly conv2d then batch_norm_act with its own statistics pass
+    (same bits, running statistics included): the CPU path is not slowed by a
+    separate statistics pass (docs/conv.md)."""
+    from bigkernels.ops import conv2d, conv2d_batch_norm_act
+
+    x, w, cb, g, b, r = (t.detach() for t in _chain_inputs(torch.float32))
+    rm, rv, rm2, rv2 = torch.zeros(4), torch.ones(4), torch.zeros(4), torch.ones(4)
+    ctx = bigkernels.use_backend(backend) if backend != "auto" else torch.no_grad()
+    with ctx:
+        y = conv2d_batch_norm_act(x, w, cb, 1, 1, 1, 1, rm, rv, g, b, 0.1, 1e-5, activation="relu", residual=r)
+        y2 = batch_norm_act(conv2d(x, w, cb, 1, 1), rm2, rv2, g, b, True, 0.1, 1e-5, activation="relu", residual=r)
+    assert torch.equal(y, y2) and torch.equal(rm, rm2) and torch.equal(rv, rv2)

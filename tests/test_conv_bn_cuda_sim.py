@@ -303,3 +303,21 @@ def test_conv_stats_opcheck():
     rr = torch.randn(z.shape).half().contiguous(memory_format=CL)
     torch.library.opcheck(op("bn_act_batch_sim"), (z.detach().requires_grad_(), g, b, rr, mean, var, 1e-5, 4, 0.01),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+
+
+def test_conv2d_batch_norm_act_falls_back_where_the_epilogue_does_not_serve():
+    """A forced cuda_sim on a depthwise conv (no statistics epilogue): the
+    plain conv2d kernel, then bn_act's own statistics, as before."""
+    from bigkernels.backends import sim_loader
+    from bigkernels.ops import conv2d_batch_norm_act
+
+    ensure_backend("cuda_sim")
+    x = torch.randn(2, 8, 9, 7)
+    w, g, b = torch.randn(8, 1, 3, 3), torch.rand(8) + 0.5, torch.randn(8)
+    sim_loader.launched_kernels()
+    with bigkernels.use_backend("cuda_sim"):
+        y = conv2d_batch_norm_act(x, w, None, 1, 1, 1, 8, None, None, g, b, 0.1, 1e-5, activation="relu")
+    launched = " ".join(sim_loader.launched_kernels())
+    assert "depthwise_fwd_kernel" in launched and "conv_stats_finish_kernel" not in launched
+    expected = F.relu(F.batch_norm(F.conv2d(x, w, None, 1, 1, 1, 8), None, None, g, b, True))
+    torch.testing.assert_close(y, expected, atol=1e-4, rtol=1e-4)

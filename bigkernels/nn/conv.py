@@ -138,12 +138,10 @@ class Conv2dBNAct(nn.Module):
         x, padding = _pad_input(conv, x)
         args = (conv.stride, padding, conv.dilation, conv.groups)
         if bn.training or not bn.track_running_stats:
-            # batch statistics from the convolution (its epilogue where the backend fuses them)
-            z, mean, var = ops.conv2d_stats(x, conv.weight, conv.bias, *args)
             stats = (bn.running_mean, bn.running_var) if bn.track_running_stats else (None, None)
-            return ops.batch_norm_act(z, *stats, bn.weight, bn.bias, True, self._bn_momentum(), bn.eps,
-                                      activation=self.activation, residual=residual,
-                                      negative_slope=self.negative_slope, batch_stats=(mean, var))
+            return ops.conv2d_batch_norm_act(x, conv.weight, conv.bias, *args, *stats, bn.weight, bn.bias,
+                                             self._bn_momentum(), bn.eps, activation=self.activation,
+                                             residual=residual, negative_slope=self.negative_slope)
         w, b = self.folded()
         return ops.conv2d(x, w, b, *args, activation=self.activation, residual=residual,
                           negative_slope=self.negative_slope)

@@ -10,10 +10,11 @@ The `cuda` kernels accumulate them in the implicit-GEMM forward's epilogue
 every other backend runs its own conv2d, then one shared statistics pass."""
 import torch
 
-from ..backends import availability, register, set_auto_order, dispatch
+from ..backends import BackendError, availability, dispatch, register, router, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
 from . import conv as _conv
+from .batchnorm import batch_norm_act
 from ..testing.selftests import register_selftest
 from ._library import call, define_native, op, register_autograd, wants_grad
 
@@ -97,6 +98,38 @@ register("conv2d_stats", "reference")(_after(reference.conv2d))
 set_auto_order("conv2d_stats", "cpu", ("torch", "cpu"))
 
 
+# Backends whose conv2d_stats accumulates the statistics in the conv epilogue.
+_FUSED_STATS = ("cuda", "cuda_sim")
+
+
+def conv2d_batch_norm_act(x, weight, bias, stride, padding, dilation, groups, running_mean, running_var, bn_weight,
+                          bn_bias, momentum, eps, *, activation="none", residual=None, negative_slope=0.01):
+    """batch_norm_act(conv2d(x, weight, bias, ...), running_mean, running_var,
+    bn_weight, bn_bias, training=True, momentum, eps, ...): Conv2dBNAct's
+    training forward. Where the backend that serves conv2d_stats for this call
+    accumulates the statistics in its conv epilogue (cuda), conv2d_stats then
+    batch_norm_act(batch_stats=...); elsewhere conv2d then batch_norm_act with
+    its own statistics pass: on the CPU that pass (our C++ kernel) costs less
+    than a separate one after the conv (docs/conv.md, "BN statistics in the
+    conv epilogue")."""
+    x, weight, bias, _, stride, padding, dilation, unbatched = _conv.conv_inputs(
+        x, weight, bias, None, stride, padding, dilation, groups)
+    if unbatched:
+        raise ValueError("conv2d_batch_norm_act needs batched (N, C, H, W) x: statistics are over the batch")
+    args = (x, weight, bias, stride, padding, dilation, groups)
+    try:
+        impl = router.select("conv2d_stats", x.device.type, args, {})
+    except BackendError:  # e.g. a forced backend without the epilogue for this call: the plain conv may serve it
+        impl = None
+    stats = None
+    if impl is not None and impl.backend in _FUSED_STATS:
+        z, *stats = impl.fn(*args)
+    else:
+        z = dispatch("conv2d", x.device.type, x, weight, bias, None, stride, padding, dilation, groups, 0, 0.01)
+    return batch_norm_act(z, running_mean, running_var, bn_weight, bn_bias, True, momentum, eps,
+                          activation=activation, residual=residual, negative_slope=negative_slope, batch_stats=stats)
+
+
 def conv2d_stats(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """(conv2d(x, weight, bias, ...), batch mean, biased batch variance) per
     output channel; conv2d's arguments (4-D x). The statistics feed
@@ -124,8 +157,6 @@ def _selftest_inputs(seed):
 
 
 def _selftest_fn(x, w, gamma, beta, stride, padding, dilation, groups):
-    from .batchnorm import batch_norm_act
-
     z, mean, var = conv2d_stats(x, w, None, stride, padding, dilation, groups)
     return batch_norm_act(z, None, None, gamma, beta, True, activation="silu", batch_stats=(mean, var))
 
