@@ -99,3 +99,13 @@ def forward_flops(model, *inputs):
         for h in handles:
             h.remove()
     return float(total[0])
+
+
+def lstm_flops(T, B, in_size, H, layers, proj=0, gates=4):
+    """Forward FLOPs of a unidirectional stack: the input projection and the
+    recurrent product of every gate, plus the projection (proj > 0)."""
+    P = proj or H
+    total = 0
+    for layer in range(layers):
+        total += 2 * T * B * gates * H * ((in_size if layer == 0 else P) + P) + (2 * T * B * P * H if proj else 0)
+    return total
