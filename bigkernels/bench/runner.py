@@ -71,6 +71,8 @@ def main(args):
     failures = []
     for family, module in discover(args.family).items():
         cases = module.cases(args.quick, device)
+        if getattr(args, "case", None):
+            cases = [c for c in cases if any(text in c.name for text in args.case)]
         for case in _progress(cases, family):
             try:
                 recs = run_case(case, device, args.quick)
