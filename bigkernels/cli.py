@@ -55,6 +55,7 @@ def main(argv=None):
     p.add_argument("--case", action="append", help="only the cases whose name contains this text (repeatable)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results or ./bench-results)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the cases that time it")
     p.add_argument("--static", action="store_true",
                    help="show the resource tables (registers, spills, shared memory, occupancy, tensor-core "
                         "instructions) of the CUDA kernels and Triton configs instead of timing")

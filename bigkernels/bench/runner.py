@@ -9,6 +9,7 @@ import sys
 import torch
 
 from . import environment, families, report
+from .case import OPTIONS
 from .timer import median_seconds
 
 
@@ -69,6 +70,7 @@ def main(args):
           f"practical peak {peak:.0f} GFLOP/s (3x3 conv, 256 ch, channels_last)", flush=True)
     records = []
     failures = []
+    OPTIONS["compile"] = not getattr(args, "no_compile", False)
     for family, module in discover(args.family).items():
         cases = module.cases(args.quick, device)
         if getattr(args, "case", None):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import models as M
-from ..case import Case
+from ..case import OPTIONS, Case
 from ..flops import forward_flops
 
 
@@ -50,7 +50,7 @@ def _case(name, build, make_input, classes, train, quick, device):
     ours = build(True).to(device)
     ours.load_state_dict(eager.state_dict(), strict=True)
     models = {"torch": eager, "bigkernels": ours}
-    if not quick:
+    if not quick and OPTIONS["compile"]:
         models["torch.compile"] = torch.compile(copy.deepcopy(eager))
     x = make_input().to(device)
     y = torch.randint(0, classes, x.shape[:2] if name.startswith("gpt") else x.shape[:1], device=device)
