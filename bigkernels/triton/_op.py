@@ -14,13 +14,13 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def kernel_op(name: str, fake):
+def kernel_op(name: str, fake, mutates_args=()):
     def deco(fn):
         if interpreted():
-            defined = torch.library.custom_op(name, mutates_args=())(fn)
+            defined = torch.library.custom_op(name, mutates_args=mutates_args)(fn)
             defined.register_fake(fake)
             return defined
-        return triton_op(name, mutates_args=())(fn)
+        return triton_op(name, mutates_args=mutates_args)(fn)
 
     return deco
 
