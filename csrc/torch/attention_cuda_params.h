@@ -241,13 +241,9 @@ struct DecodeArgs {
 inline DecodeArgs make_decode(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                               const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
                               const std::optional<at::Tensor>& v_new, double scale) {
-  TORCH_CHECK((cache_seqlens.scalar_type() == at::kLong || cache_seqlens.scalar_type() == at::kInt) &&
-                  cache_seqlens.dim() == 1 && cache_seqlens.numel() == q.size(0),
-              "bigkernels: cache_seqlens must be int32/int64 (B,)");
-  TORCH_CHECK(k_new.has_value() == v_new.has_value(), "bigkernels: k_new and v_new must be given together");
+  const int64_t sn = check_decode_args(q, cache_seqlens, k_new, v_new);
   DecodeArgs a;
   a.f = make_attention_forward(q, k_cache, v_cache, std::nullopt, /*causal=*/true, scale, 0.0, 0, 0);
-  const int64_t sn = k_new.has_value() ? k_new->size(2) : 0;
   if (k_new.has_value()) {
     const std::array<int64_t, 4> want{k_cache.size(0), k_cache.size(1), sn, k_cache.size(3)};
     TORCH_CHECK(k_new->dim() == 4 && k_new->sizes() == at::IntArrayRef(want) && v_new->sizes() == at::IntArrayRef(want),

@@ -126,11 +126,7 @@ void append_to_cache(const at::Tensor& cache, const at::Tensor& fresh, const int
 at::Tensor attention_decode_cpu(const at::Tensor& q_in, at::Tensor& k_cache, at::Tensor& v_cache,
                                 const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
                                 const std::optional<at::Tensor>& v_new, double scale) {
-  TORCH_CHECK((cache_seqlens.scalar_type() == at::kLong || cache_seqlens.scalar_type() == at::kInt) &&
-                  cache_seqlens.dim() == 1 && cache_seqlens.numel() == q_in.size(0),
-              "bigkernels: cache_seqlens must be int32/int64 (B,)");
-  TORCH_CHECK(k_new.has_value() == v_new.has_value(), "bigkernels: k_new and v_new must be given together");
-  const int64_t sn = k_new.has_value() ? k_new->size(2) : 0;
+  const int64_t sn = bk::glue::check_decode_args(q_in, cache_seqlens, k_new, v_new);
   const at::Tensor seqused = cache_seqlens.to(at::kLong).contiguous();
   if (k_new.has_value()) {
     append_to_cache(k_cache, *k_new, seqused.data_ptr<int64_t>(), "k_new");

@@ -190,20 +190,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
         acc[i][2 * r + 1] *= alpha;
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
-                             pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
-                             pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
-      const uint16_t* v_row = sVs + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
-#pragma unroll
-      for (int i = 0; i < kD / 16; ++i) {
-        uint32_t bv[4];
-        dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
-        mma16816<T>(acc[2 * i], a, bv);
-        mma16816<T>(acc[2 * i + 1], a, bv + 2);
-      }
-    }
+    pv_accumulate<T, kD, kBlockN>(acc, S, sVs, lane);
     __syncthreads();
   }
   dev::cp_async_wait<0>();
