@@ -57,8 +57,8 @@ BK_DEVICE void store_fresh_rows(uint16_t* cache, int64_t cache_ld, const KvRows&
 }
 
 template <typename T, int kD>
-__global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionParams p, const AttentionDecodeWorkspace ws,
-                                                               const AttentionCacheAppend ap) {
+__global__ void __launch_bounds__(128)
+    attention_decode_kernel(const AttentionParams p, const AttentionDecodeWorkspace ws, const AttentionCacheAppend ap) {
   using Tile = FwdTile<kD>;
   constexpr int kBlockM = Tile::kBlockM, kBlockN = Tile::kBlockN, kStride = Tile::kStride;
   constexpr int kThreads = Tile::kThreads, kNT = kBlockN / 8, kDT = kD / 8;
