@@ -30,14 +30,14 @@ def on_tensor_device(fn):
     return guarded
 
 
-def kernel_op(name: str, fake):
+def kernel_op(name: str, fake, mutates_args=()):
     def deco(fn):
         fn = on_tensor_device(fn)
         if interpreted():
-            defined = torch.library.custom_op(name, mutates_args=())(fn)
+            defined = torch.library.custom_op(name, mutates_args=mutates_args)(fn)
             defined.register_fake(fake)
             return defined
-        return triton_op(name, mutates_args=())(fn)
+        return triton_op(name, mutates_args=mutates_args)(fn)
 
     return deco
 
