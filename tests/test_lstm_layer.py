@@ -37,10 +37,17 @@ def _run(backend, args, reverse):
 
 
 def _check(backend, dtype, shape):
-    ensure_backend(backend)
     T, B, H, P, reverse = shape
-    a64, a, at = _inputs(T, B, H, P, dtype)
-    ref, ours, theirs = _run("reference", a64, reverse), _run(backend, a, reverse), _run("torch", at, reverse)
+    compare(backend, dtype, _inputs(T, B, H, P, dtype), lambda b, args: _run(b, args, reverse))
+
+
+def compare(backend, dtype, inputs, run):
+    """run(backend, args) -> outputs on `backend` against the float64
+    reference, torch's own error in `dtype` as the baseline (the tolerance
+    rule), forward and backward. inputs: _inputs' (float64, ours, torch's)."""
+    ensure_backend(backend)
+    a64, a, at = inputs
+    ref, ours, theirs = run("reference", a64), run(backend, a), run("torch", at)
     for name, o, r, t in zip(("y", "h_T", "c_T"), ours, ref, theirs):
         assert o.dtype == dtype
         assert_close(o, r, t, name=f"{name} forward")

@@ -42,21 +42,46 @@ def _layer(mode, inp, states, w, has_biases, reverse):
     return y, (h,)
 
 
+def _bidir_lstm(inp, states, w, has_biases):
+    """Both directions of an LSTM layer as one lstm_bidir_layer call (one
+    launch on CUDA). w: the two directions' weights. The input projections of
+    both directions are one batched GEMM straight into the stacked layout."""
+    T, B, I = inp.shape
+    w_ih = torch.stack([w[0][0], w[1][0]])
+    a = inp.reshape(1, T * B, I).expand(2, T * B, I)
+    if has_biases:
+        bias = torch.stack([w[0][2] + w[0][3], w[1][2] + w[1][3]]).unsqueeze(1)
+        x_proj = torch.baddbmm(bias, a, w_ih.transpose(1, 2))
+    else:
+        x_proj = torch.bmm(a, w_ih.transpose(1, 2))
+    w_hr = torch.stack([w[0][-1], w[1][-1]]) if len(w[0]) in (3, 5) else None
+    y, h, c = _lstm.lstm_bidir_layer(x_proj.view(2, T, B, -1), states[0], states[1],
+                                     torch.stack([w[0][1], w[1][1]]), w_hr=w_hr)
+    return y.permute(1, 2, 0, 3).reshape(T, B, -1), (h, c)
+
+
 def layered(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
-    """bigkernels' implementation: one whole-layer op per layer and direction
-    (each routed again, so a forced backend reaches the layer kernels)."""
+    """bigkernels' implementation: one whole-layer op per layer and direction,
+    both directions of a bidirectional LSTM layer in one op (each routed again,
+    so a forced backend reaches the layer kernels)."""
     D = 2 if bidirectional else 1
     ws = _per_layer(weights, has_biases, proj)
     inp, finals = x, [[] for _ in states]
     for layer in range(num_layers):
-        ys = []
-        for d in range(D):
-            k = layer * D + d
-            y, st = _layer(mode, inp, [s[k] for s in states], ws[k], has_biases, d == 1)
-            ys.append(y)
+        if mode == "LSTM" and D == 2:
+            k = 2 * layer
+            inp, st = _bidir_lstm(inp, [s[k:k + 2] for s in states], ws[k:k + 2], has_biases)
             for acc, s in zip(finals, st):
-                acc.append(s)
-        inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
+                acc += [s[0], s[1]]
+        else:
+            ys = []
+            for d in range(D):
+                k = layer * D + d
+                y, st = _layer(mode, inp, [s[k] for s in states], ws[k], has_biases, d == 1)
+                ys.append(y)
+                for acc, s in zip(finals, st):
+                    acc.append(s)
+            inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
         # torch's native loop draws its masks with at::dropout in this same
         # order, so one torch.manual_seed reproduces them.
         if dropout > 0 and train and layer < num_layers - 1:

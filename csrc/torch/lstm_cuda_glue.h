@@ -12,10 +12,12 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/tanh.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -71,17 +73,20 @@ struct LstmForwardCall {
   at::Tensor h0f, c0f, y, gates, cs, hbuf, cstate;
   at::ScalarType out_type;
 
+  // into: {y, gates, cs} to write (slices of a bidirectional call's stacked
+  // outputs); undefined ones are allocated here.
   LstmForwardCall(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
-                  const std::optional<at::Tensor>& w_hr, bool reverse, bool train) {
+                  const std::optional<at::Tensor>& w_hr, bool reverse, bool train,
+                  const std::array<at::Tensor, 3>& into = {}) {
     p = make_lstm_params(x_proj, h0, c0, w_hh, w_hr, reverse);
     w.storage = lstm_storage(x_proj);
     out_type = x_proj.scalar_type();
     const auto o32 = x_proj.options().dtype(at::kFloat);
     h0f = f32(h0);
     c0f = f32(c0);
-    y = at::empty({p.T, p.B, p.P}, x_proj.options());
-    gates = at::empty({train ? p.T : 0, p.B, 4 * p.H}, o32);
-    cs = at::empty({train ? p.T : 0, p.B, p.H}, o32);
+    y = into[0].defined() ? into[0] : at::empty({p.T, p.B, p.P}, x_proj.options());
+    gates = into[1].defined() ? into[1] : at::empty({train ? p.T : 0, p.B, 4 * p.H}, o32);
+    cs = into[2].defined() ? into[2] : at::empty({train ? p.T : 0, p.B, p.H}, o32);
     hbuf = at::empty({2, p.B, p.P}, o32);
     cstate = at::empty({p.B, p.H}, o32);
     bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)},
@@ -169,6 +174,73 @@ struct LstmBackwardCall {
     }
     return {dz.to(out_type), dh0.to(out_type), dc.to(out_type), dw.to(out_type), dwr.to(out_type)};
   }
+};
+
+inline std::optional<at::Tensor> dir_of(const std::optional<at::Tensor>& t, int64_t d) {
+  return t.has_value() ? std::optional<at::Tensor>((*t)[d]) : std::nullopt;
+}
+
+inline LstmTensors5 stack_dirs(const LstmTensors5& a, const LstmTensors5& b) {
+  return {at::stack({std::get<0>(a), std::get<0>(b)}), at::stack({std::get<1>(a), std::get<1>(b)}),
+          at::stack({std::get<2>(a), std::get<2>(b)}), at::stack({std::get<3>(a), std::get<3>(b)}),
+          at::stack({std::get<4>(a), std::get<4>(b)})};
+}
+
+// Both directions of a bidirectional layer (inputs stacked on a leading dim
+// of 2: [0] forward, [1] reverse), for lstm_forward_bidir: y, gates and cs
+// are allocated stacked and each direction writes its slice.
+struct LstmBidirForwardCall {
+  at::Tensor y, gates, cs;
+  LstmForwardCall d0, d1;
+  std::vector<Binding> bindings;
+
+  LstmBidirForwardCall(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                       const std::optional<at::Tensor>& w_hr, bool train)
+      : y(at::empty({2, x_proj.size(1), x_proj.size(2), h0.size(2)}, x_proj.options())),
+        gates(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), x_proj.size(3)},
+                        x_proj.options().dtype(at::kFloat))),
+        cs(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), c0.size(2)}, x_proj.options().dtype(at::kFloat))),
+        d0(x_proj[0], h0[0], c0[0], w_hh[0], dir_of(w_hr, 0), false, train, {y[0], gates[0], cs[0]}),
+        d1(x_proj[1], h0[1], c0[1], w_hh[1], dir_of(w_hr, 1), true, train, {y[1], gates[1], cs[1]}) {
+    bindings = d0.bindings;
+    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
+  }
+
+  template <typename Launch>  // Launch(const LstmParams p[2], const LstmCudaWork w[2]), after binding
+  cudaError_t launch(Launch run) const {
+    const LstmParams p[2] = {d0.p, d1.p};
+    const bk::cuda::LstmCudaWork w[2] = {d0.w, d1.w};
+    return run(p, w);
+  }
+
+  LstmTensors5 outputs() const {
+    const LstmTensors5 a = d0.outputs(), b = d1.outputs();
+    return {y, at::stack({std::get<1>(a), std::get<1>(b)}), at::stack({std::get<2>(a), std::get<2>(b)}), gates, cs};
+  }
+};
+
+struct LstmBidirBackwardCall {
+  LstmBackwardCall d0, d1;
+  std::vector<Binding> bindings;
+
+  LstmBidirBackwardCall(const at::Tensor& grad_y, const at::Tensor& grad_hT, const at::Tensor& grad_cT,
+                        const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                        const std::optional<at::Tensor>& w_hr, const at::Tensor& y, const at::Tensor& gates,
+                        const at::Tensor& cs)
+      : d0(grad_y[0], grad_hT[0], grad_cT[0], h0[0], c0[0], w_hh[0], dir_of(w_hr, 0), y[0], gates[0], cs[0], false),
+        d1(grad_y[1], grad_hT[1], grad_cT[1], h0[1], c0[1], w_hh[1], dir_of(w_hr, 1), y[1], gates[1], cs[1], true) {
+    bindings = d0.bindings;
+    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
+  }
+
+  template <typename Launch>
+  cudaError_t launch(Launch run) const {
+    const LstmParams p[2] = {d0.p, d1.p};
+    const bk::cuda::LstmCudaWork w[2] = {d0.w, d1.w};
+    return run(p, w);
+  }
+
+  LstmTensors5 outputs() const { return stack_dirs(d0.outputs(), d1.outputs()); }
 };
 
 }  // namespace glue
