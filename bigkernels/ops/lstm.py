@@ -7,11 +7,11 @@ Equations and gate order (i, f, g, o) are torch's."""
 import torch
 
 from ..backends import availability, dispatch, register, set_auto_order
-from ..backends.registry import impls
 from ..composite import lstm as composite
 from ..reference import lstm as reference
 from . import _rnn_checks as rc
 from . import _checks
+from ._bidir import stacked_fake, stacked_selftest_inputs, two_directions
 from ._library import call, define_native, op, qualname, wants_grad
 
 _FWD = ("(Tensor x_proj, Tensor h0, Tensor c0, Tensor w_hh, Tensor? w_hr, bool reverse, bool train) "
@@ -50,20 +50,10 @@ _BIDIR_BWD = ("(Tensor grad_y, Tensor grad_hT, Tensor grad_cT, Tensor h0, Tensor
               "Tensor y, Tensor gates, Tensor cs) -> (Tensor, Tensor, Tensor, Tensor, Tensor)")
 
 
-def _stacked(fake, reverse_at):
-    """The fake kernel of the stacked (bidirectional) op from the one-direction
-    one, whose `reverse` argument sits at position reverse_at."""
-    def run(*args):
-        one = [a[0] if isinstance(a, torch.Tensor) else a for a in args]
-        one.insert(reverse_at, False)
-        return tuple(t.new_empty(2, *t.shape) for t in fake(*one))
-    return run
-
-
 define_native("lstm_layer", _FWD, _fake_forward)
 define_native("lstm_layer_backward", _BWD, _fake_backward)
-define_native("lstm_bidir_layer", _BIDIR_FWD, _stacked(_fake_forward, 5))
-define_native("lstm_bidir_layer_backward", _BIDIR_BWD, _stacked(_fake_backward, 10))
+define_native("lstm_bidir_layer", _BIDIR_FWD, stacked_fake(_fake_forward, 5))
+define_native("lstm_bidir_layer_backward", _BIDIR_BWD, stacked_fake(_fake_backward, 10))
 
 
 def _register_autograd(forward_name, backward_name):
@@ -140,17 +130,6 @@ def _native_bidir(name):
     return run
 
 
-def _two_directions(backend):
-    """A backend without a bidirectional kernel: its lstm_layer once per
-    direction, stacked (one helper for triton, torch and reference)."""
-    def run(x_proj, h0, c0, w_hh, w_hr):
-        single = impls("lstm_layer")[backend].fn
-        outs = [single(x_proj[d], h0[d], c0[d], w_hh[d], None if w_hr is None else w_hr[d], d == 1) for d in (0, 1)]
-        return tuple(torch.stack(t) for t in zip(*outs))
-
-    return run
-
-
 # cpu: the one-direction kernel per direction, writing slices of the stacked
 # outputs (csrc/torch/lstm_cpu.cpp); cuda: both directions in one cooperative
 # launch where 2x the blocks fit co-resident (docs/lstm.md, "Bidirectional").
@@ -159,9 +138,9 @@ register("lstm_bidir_layer", "cuda", kernel="bigkernels::lstm_bidir_layer",
          supports=_checks.cuda_recurrent_supports)(_native_bidir("lstm_bidir_layer"))
 register("lstm_bidir_layer", "cuda_sim", kernel="bigkernels::lstm_bidir_layer_sim",
          supports=_checks.cuda_recurrent_supports)(_native_bidir("lstm_bidir_layer_sim"))
-register("lstm_bidir_layer", "triton", supports=_triton_supports)(_two_directions("triton"))
-register("lstm_bidir_layer", "torch")(_two_directions("torch"))
-register("lstm_bidir_layer", "reference")(_two_directions("reference"))
+register("lstm_bidir_layer", "triton", supports=_triton_supports)(two_directions("lstm_layer", "triton"))
+register("lstm_bidir_layer", "torch")(two_directions("lstm_layer", "torch"))
+register("lstm_bidir_layer", "reference")(two_directions("lstm_layer", "reference"))
 set_auto_order("lstm_bidir_layer", "cpu", ("cpu", "torch"))
 
 
@@ -170,12 +149,8 @@ def _check_layer(x_proj, h0, c0, w_hh, w_hr, lead=()):
     returns the tensors cast to the common dtype."""
     named = [(x_proj, "x_proj"), (h0, "h0"), (c0, "c0"), (w_hh, "w_hh"), (w_hr, "w_hr")]
     dtype = rc.tensors(named, ("w_hr",))
-    n = len(lead)
-    for t, name in named:
-        if t is not None and tuple(t.shape[:n]) != lead:
-            raise ValueError(f"{name} must have a leading dimension of {lead[0]} (one slice per direction), "
-                             f"got shape {list(t.shape)}")
-    one = [None if t is None else t[(0,) * n] for t, _ in named]
+    rc.lead(named, lead)
+    one = [None if t is None else t[(0,) * len(lead)] for t, _ in named]
     T, B, H = rc.seq(one[0], 4)
     P = H if w_hr is None else one[4].shape[0]
     lead = list(lead)
@@ -285,6 +260,10 @@ register_selftest(
     cases=[dict(reverse=False, proj=False), dict(reverse=True, proj=False), dict(reverse=False, proj=True)],
     # the case matching a routed call (x_proj, h0, c0, w_hh, w_hr, reverse)
     features=lambda x, h0, c0, w_hh, w_hr, reverse, *_: dict(reverse=bool(reverse), proj=w_hr is not None))
+register_selftest(
+    "lstm_bidir_layer", lstm_bidir_layer, inputs=stacked_selftest_inputs(_selftest_inputs), dtypes=_DTYPES,
+    cases=[dict(proj=False), dict(proj=True)],
+    features=lambda x, h0, c0, w_hh, w_hr, *_: dict(proj=w_hr is not None))
 register_selftest(
     "lstm_cell", lstm_cell, inputs=_cell_selftest_inputs, dtypes=_DTYPES,
     cases=[dict(bias=True), dict(bias=False)],

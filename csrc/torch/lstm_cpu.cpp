@@ -66,10 +66,6 @@ Tensors5 slice(const Tensors5& r, int64_t d) {
   return {std::get<0>(r)[d], std::get<1>(r)[d], std::get<2>(r)[d], std::get<3>(r)[d], std::get<4>(r)[d]};
 }
 
-std::optional<at::Tensor> dir_of(const std::optional<at::Tensor>& t, int64_t d) {
-  return t.has_value() ? std::optional<at::Tensor>((*t)[d]) : std::nullopt;
-}
-
 // Both directions of a bidirectional layer, inputs and outputs stacked on a
 // leading dim of 2 ([0] forward, [1] reverse): the one-direction kernel twice,
 // each writing its slice of the stacked outputs (no extra copies).
@@ -79,7 +75,7 @@ Tensors5 lstm_bidir_layer_cpu(const at::Tensor& x_proj, const at::Tensor& h0, co
               "bigkernels: lstm_bidir_layer expects x_proj [2,T,B,4H], h0 [2,B,P], c0 [2,B,H], w_hh [2,4H,P]");
   const Tensors5 r = forward_outputs(x_proj, h0, c0, train, 2);
   for (int64_t d = 0; d < 2; ++d) {
-    forward_into(x_proj[d], h0[d], c0[d], w_hh[d], dir_of(w_hr, d), d == 1, train, slice(r, d));
+    forward_into(x_proj[d], h0[d], c0[d], w_hh[d], bk::glue::dir_of(w_hr, d), d == 1, train, slice(r, d));
   }
   return cast_outputs(r, x_proj.scalar_type(), false);
 }
@@ -144,8 +140,8 @@ Tensors5 lstm_bidir_layer_backward_cpu(const at::Tensor& grad_y, const at::Tenso
               "bigkernels: lstm_bidir_layer_backward expects grad_y [2,T,B,P], c0 [2,B,H]");
   const Tensors5 r = backward_outputs(grad_y, c0, w_hr.has_value(), 2);
   for (int64_t d = 0; d < 2; ++d) {
-    backward_into(grad_y[d], grad_hT[d], grad_cT[d], h0[d], c0[d], w_hh[d], dir_of(w_hr, d), y[d], gates[d], cs[d],
-                  d == 1, slice(r, d));
+    backward_into(grad_y[d], grad_hT[d], grad_cT[d], h0[d], c0[d], w_hh[d], bk::glue::dir_of(w_hr, d), y[d],
+                  gates[d], cs[d], d == 1, slice(r, d));
   }
   return cast_outputs(r, grad_y.scalar_type(), true);
 }

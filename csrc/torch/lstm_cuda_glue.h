@@ -12,7 +12,6 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
-#include <ATen/ops/stack.h>
 #include <ATen/ops/tanh.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
@@ -22,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/lstm/lstm_cuda.h"
@@ -176,23 +176,38 @@ struct LstmBackwardCall {
   }
 };
 
-inline std::optional<at::Tensor> dir_of(const std::optional<at::Tensor>& t, int64_t d) {
-  return t.has_value() ? std::optional<at::Tensor>((*t)[d]) : std::nullopt;
-}
-
-inline LstmTensors5 stack_dirs(const LstmTensors5& a, const LstmTensors5& b) {
-  return {at::stack({std::get<0>(a), std::get<0>(b)}), at::stack({std::get<1>(a), std::get<1>(b)}),
-          at::stack({std::get<2>(a), std::get<2>(b)}), at::stack({std::get<3>(a), std::get<3>(b)}),
-          at::stack({std::get<4>(a), std::get<4>(b)})};
-}
-
 // Both directions of a bidirectional layer (inputs stacked on a leading dim
-// of 2: [0] forward, [1] reverse), for lstm_forward_bidir: y, gates and cs
-// are allocated stacked and each direction writes its slice.
+// of 2: [0] forward, [1] reverse) as two one-direction calls of this glue
+// (One: LstmForwardCall, GruBackwardCall, ...), built in place by make(d)
+// (guaranteed copy elision: their bindings point into them), for the
+// *_bidir host entry points.
+template <typename One>
+struct BidirCall {
+  One d0, d1;
+  std::vector<Binding> bindings;
+
+  template <typename Make>
+  explicit BidirCall(Make make) : d0(make(0)), d1(make(1)) {
+    bindings = d0.bindings;
+    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
+  }
+
+  // run(const Params p[2], const Work w[2]), after the bindings are bound.
+  template <typename Launch>
+  cudaError_t launch(Launch run) const {
+    using P = std::remove_const_t<decltype(d0.p)>;
+    using W = std::remove_const_t<decltype(d0.w)>;
+    const P p[2] = {d0.p, d1.p};
+    const W w[2] = {d0.w, d1.w};
+    return run(p, w);
+  }
+};
+
+// The LSTM forward: y and the saved gates/cells are allocated stacked and
+// each direction writes its slice (no copy afterwards).
 struct LstmBidirForwardCall {
   at::Tensor y, gates, cs;
-  LstmForwardCall d0, d1;
-  std::vector<Binding> bindings;
+  BidirCall<LstmForwardCall> dirs;
 
   LstmBidirForwardCall(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
                        const std::optional<at::Tensor>& w_hr, bool train)
@@ -200,47 +215,15 @@ struct LstmBidirForwardCall {
         gates(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), x_proj.size(3)},
                         x_proj.options().dtype(at::kFloat))),
         cs(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), c0.size(2)}, x_proj.options().dtype(at::kFloat))),
-        d0(x_proj[0], h0[0], c0[0], w_hh[0], dir_of(w_hr, 0), false, train, {y[0], gates[0], cs[0]}),
-        d1(x_proj[1], h0[1], c0[1], w_hh[1], dir_of(w_hr, 1), true, train, {y[1], gates[1], cs[1]}) {
-    bindings = d0.bindings;
-    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
-  }
-
-  template <typename Launch>  // Launch(const LstmParams p[2], const LstmCudaWork w[2]), after binding
-  cudaError_t launch(Launch run) const {
-    const LstmParams p[2] = {d0.p, d1.p};
-    const bk::cuda::LstmCudaWork w[2] = {d0.w, d1.w};
-    return run(p, w);
-  }
+        dirs([&](int64_t d) {
+          return LstmForwardCall(x_proj[d], h0[d], c0[d], w_hh[d], dir_of(w_hr, d), d == 1, train,
+                                 {y[d], gates[d], cs[d]});
+        }) {}
 
   LstmTensors5 outputs() const {
-    const LstmTensors5 a = d0.outputs(), b = d1.outputs();
+    const LstmTensors5 a = dirs.d0.outputs(), b = dirs.d1.outputs();
     return {y, at::stack({std::get<1>(a), std::get<1>(b)}), at::stack({std::get<2>(a), std::get<2>(b)}), gates, cs};
   }
-};
-
-struct LstmBidirBackwardCall {
-  LstmBackwardCall d0, d1;
-  std::vector<Binding> bindings;
-
-  LstmBidirBackwardCall(const at::Tensor& grad_y, const at::Tensor& grad_hT, const at::Tensor& grad_cT,
-                        const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
-                        const std::optional<at::Tensor>& w_hr, const at::Tensor& y, const at::Tensor& gates,
-                        const at::Tensor& cs)
-      : d0(grad_y[0], grad_hT[0], grad_cT[0], h0[0], c0[0], w_hh[0], dir_of(w_hr, 0), y[0], gates[0], cs[0], false),
-        d1(grad_y[1], grad_hT[1], grad_cT[1], h0[1], c0[1], w_hh[1], dir_of(w_hr, 1), y[1], gates[1], cs[1], true) {
-    bindings = d0.bindings;
-    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
-  }
-
-  template <typename Launch>
-  cudaError_t launch(Launch run) const {
-    const LstmParams p[2] = {d0.p, d1.p};
-    const bk::cuda::LstmCudaWork w[2] = {d0.w, d1.w};
-    return run(p, w);
-  }
-
-  LstmTensors5 outputs() const { return stack_dirs(d0.outputs(), d1.outputs()); }
 };
 
 }  // namespace glue

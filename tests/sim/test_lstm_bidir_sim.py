@@ -90,21 +90,24 @@ def test_schedules_agree_bit_for_bit(path, dtype, P, monkeypatch):
     assert_schedule_invariant(lambda: _outputs_and_grads(run_bidir, a))
 
 
-def test_rnn_stack_bidirectional_matches_torch(monkeypatch):
-    """bnn.LSTM(bidirectional, 2 layers, proj_size) on cuda_sim through lstm_bidir_layer, against torch.nn.LSTM
-    in float64 (same weights)."""
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_modules_bidirectional_match_torch(mode, monkeypatch):
+    """bnn.LSTM (2 layers, proj_size) and bnn.GRU, bidirectional, on cuda_sim through lstm/gru_bidir_layer
+    (the persistent kernels checked by name), against torch's module in float64 with the same weights."""
     ensure_backend("cuda_sim")
     monkeypatch.delenv("BIGKERNELS_LSTM_PATH", raising=False)
     from bigkernels import nn as bnn
 
     torch.manual_seed(0)
-    ref = torch.nn.LSTM(6, 12, num_layers=2, bidirectional=True, proj_size=5).double()
-    ours = bnn.LSTM(6, 12, num_layers=2, bidirectional=True, proj_size=5)
+    kw = dict(num_layers=2, bidirectional=True, **({"proj_size": 5} if mode == "LSTM" else {}))
+    ref = getattr(torch.nn, mode)(6, 12, **kw).double()
+    ours = getattr(bnn, mode)(6, 12, **kw)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(7, 3, 6, dtype=torch.float64)
     sim_loader.launched_kernels()
     with bigkernels.use_backend("cuda_sim"):
-        y, (h, c) = ours(x.float())
-    assert "lstm_fwd_persistent<" in " ".join(sim_loader.launched_kernels())
-    ry, (rh, rc) = ref(x)
-    torch.testing.assert_close((y.double(), h.double(), c.double()), (ry, rh, rc), rtol=1e-4, atol=1e-5)
+        y, h = ours(x.float())
+    assert ("lstm_fwd_persistent<" if mode == "LSTM" else "gru_persistent<") in " ".join(sim_loader.launched_kernels())
+    ry, rh = ref(x)
+    torch.testing.assert_close((y.double(), *[t.double() for t in (h if mode == "LSTM" else (h,))]),
+                               (ry, *(rh if mode == "LSTM" else (rh,))), rtol=1e-4, atol=1e-5)

@@ -74,7 +74,7 @@ LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath f
 bool lstm_bidir_compatible(const LstmParams p[2], const LstmCudaWork w[2]);
 
 // The GRU's rule, same form: 3 gates per unit, smem = 3 units H x sizeof(storage).
-LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force);
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force, int dirs = 1);
 
 cudaError_t lstm_forward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);
 cudaError_t lstm_backward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);

@@ -55,6 +55,14 @@ int blocks_per_sm(size_t smem, size_t smem_per_sm, size_t reserved) {
   return int(std::min<int64_t>({32, by_threads, by_smem}));
 }
 
+// Both directions in one launch iff 2 x blocks fit co-resident (the per-step path always does).
+LstmPlan with_dirs(LstmPlan plan, int dirs, size_t smem_per_sm, size_t reserved) {
+  plan.per_sm = blocks_per_sm(plan.smem, smem_per_sm, reserved);
+  const bool fits = !plan.persistent || int64_t(dirs) * plan.blocks <= int64_t(plan.max_blocks) * plan.per_sm;
+  plan.dirs = fits ? dirs : 1;
+  return plan;
+}
+
 // proj_size: 0 without projection; its rows are split evenly over the grid.
 LstmPlan choose(LstmPlan plan, int64_t H, int64_t units, int64_t blocks, int64_t proj_size, LstmPath force) {
   plan.persistent = force == LstmPath::PerStep ? false : plan.smem <= plan.max_smem;
@@ -93,11 +101,7 @@ LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath f
       plan.mma = true;
     }
   }
-  plan = choose(plan, H, units, blocks, proj ? P : 0, force);
-  plan.per_sm = blocks_per_sm(plan.smem, smem_per_sm, reserved);
-  const bool fits = !plan.persistent || int64_t(dirs) * plan.blocks <= int64_t(plan.max_blocks) * plan.per_sm;
-  plan.dirs = fits ? dirs : 1;
-  return plan;
+  return with_dirs(choose(plan, H, units, blocks, proj ? P : 0, force), dirs, smem_per_sm, reserved);
 }
 
 bool lstm_bidir_compatible(const LstmParams p[2], const LstmCudaWork w[2]) {
@@ -106,13 +110,14 @@ bool lstm_bidir_compatible(const LstmParams p[2], const LstmCudaWork w[2]) {
 }
 
 // GRU: W_hh rows (forward) or columns (backward) of 3 gates per unit.
-LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force) {
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force, int dirs) {
   LstmPlan plan;
   const int64_t es = storage == DType::F32 ? 4 : 2, H = p.H;
-  device_limits(&plan.max_blocks, &plan.max_smem);
+  size_t smem_per_sm = 0, reserved = 0;
+  device_limits(&plan.max_blocks, &plan.max_smem, &smem_per_sm, &reserved);
   const int64_t units = ceil_div(H, plan.max_blocks);
   plan.smem = size_t(3 * units * H * es);
-  return choose(plan, H, units, ceil_div(H, units), 0, force);
+  return with_dirs(choose(plan, H, units, ceil_div(H, units), 0, force), dirs, smem_per_sm, reserved);
 }
 
 }  // namespace cuda
