@@ -3,6 +3,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -35,18 +36,22 @@ void forward_into(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tens
   bk::cpu::lstm_layer_forward(p);
 }
 
+// Five tensors of the given sizes, each with a leading dim of `dirs` when dirs > 0.
+Tensors5 empty5(std::array<std::vector<int64_t>, 5> sizes, int64_t dirs, const at::TensorOptions& opts) {
+  for (auto& s : sizes) {
+    if (dirs) s.insert(s.begin(), dirs);
+  }
+  return {at::empty(sizes[0], opts), at::empty(sizes[1], opts), at::empty(sizes[2], opts), at::empty(sizes[3], opts),
+          at::empty(sizes[4], opts)};
+}
+
 // Forward outputs for `dirs` directions (0: one, unstacked; 2: stacked on a leading dim).
 Tensors5 forward_outputs(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, bool train,
                          int64_t dirs) {
   const int64_t o = dirs ? 1 : 0, T = x_proj.size(o), B = x_proj.size(o + 1), H = c0.size(o + 1);
   const int64_t P = h0.size(o + 1);
   const auto opts = x_proj.options().dtype(bk::glue::lstm_compute_type(x_proj.scalar_type()));
-  auto sz = [&](std::vector<int64_t> s) {
-    if (dirs) s.insert(s.begin(), dirs);
-    return s;
-  };
-  return {at::empty(sz({T, B, P}), opts), at::empty(sz({B, P}), opts), at::empty(sz({B, H}), opts),
-          at::empty(sz({train ? T : 0, B, 4 * H}), opts), at::empty(sz({train ? T : 0, B, H}), opts)};
+  return empty5({{{T, B, P}, {B, P}, {B, H}, {train ? T : 0, B, 4 * H}, {train ? T : 0, B, H}}}, dirs, opts);
 }
 
 Tensors5 cast_outputs(const Tensors5& r, at::ScalarType out_type, bool all) {
@@ -115,12 +120,7 @@ Tensors5 backward_outputs(const at::Tensor& grad_y, const at::Tensor& c0, bool p
   const int64_t o = dirs ? 1 : 0, T = grad_y.size(o), B = grad_y.size(o + 1), P = grad_y.size(o + 2);
   const int64_t H = c0.size(o + 1);
   const auto opts = grad_y.options().dtype(bk::glue::lstm_compute_type(grad_y.scalar_type()));
-  auto sz = [&](std::vector<int64_t> s) {
-    if (dirs) s.insert(s.begin(), dirs);
-    return s;
-  };
-  return {at::empty(sz({T, B, 4 * H}), opts), at::empty(sz({B, P}), opts), at::empty(sz({B, H}), opts),
-          at::empty(sz({4 * H, P}), opts), at::empty(sz({proj ? P : 0, proj ? H : 0}), opts)};
+  return empty5({{{T, B, 4 * H}, {B, P}, {B, H}, {4 * H, P}, {proj ? P : 0, proj ? H : 0}}}, dirs, opts);
 }
 
 Tensors5 lstm_layer_backward_cpu(const at::Tensor& grad_y, const at::Tensor& grad_hT, const at::Tensor& grad_cT,

@@ -10,6 +10,7 @@ from bigkernels.backends import sim_loader
 from tests.backends import ensure_backend
 from tests.sim.pairwise import exhaustive, pairwise
 from tests.sim.schedules import assert_schedule_invariant
+from tests.sim.test_lstm_bidir_sim import outputs_and_grads
 from tests.test_gru_bidir_layer import NAMES, OUTPUTS, gru_bidir_inputs, run_gru_bidir, run_gru_per_direction
 from tests.test_lstm_layer import compare
 
@@ -46,20 +47,13 @@ def test_matrix_exhaustive(case, monkeypatch):
     _run_case(case, monkeypatch)
 
 
-def _outputs_and_grads(run, a):
-    outs = run("cuda_sim", a)
-    gen = torch.Generator().manual_seed(5)
-    gy = [torch.randn(t.shape, generator=gen).to(t.dtype) for t in outs]
-    return list(outs) + list(torch.autograd.grad(outs, [t for t in a if t is not None], gy))
-
-
 @pytest.mark.parametrize("path,dtype,bias", [("persistent", torch.float32, True), ("persistent", torch.bfloat16, False),
                                              ("per_step", torch.float16, True)])
 def test_one_launch_equals_two_single_direction_launches(path, dtype, bias, monkeypatch):
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = gru_bidir_inputs(6, 3, 21, bias, dtype, seed=7)
-    for o, t in zip(_outputs_and_grads(run_gru_bidir, a), _outputs_and_grads(run_gru_per_direction, a)):
+    for o, t in zip(outputs_and_grads(run_gru_bidir, a), outputs_and_grads(run_gru_per_direction, a)):
         assert torch.equal(o, t)
 
 
@@ -68,4 +62,4 @@ def test_schedules_agree_bit_for_bit(path, dtype, monkeypatch):
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = gru_bidir_inputs(3, 9, 21, True, dtype, seed=4)
-    assert_schedule_invariant(lambda: _outputs_and_grads(run_gru_bidir, a))
+    assert_schedule_invariant(lambda: outputs_and_grads(run_gru_bidir, a))

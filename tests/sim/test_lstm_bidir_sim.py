@@ -58,7 +58,8 @@ def test_matrix_exhaustive(case, monkeypatch):
     _run_case(case, monkeypatch)
 
 
-def _outputs_and_grads(run, a):
+def outputs_and_grads(run, a):
+    """run('cuda_sim', a)'s outputs and the gradients of every input tensor (fixed random output grads)."""
     live = [t for t in a if t is not None]
     outs = run("cuda_sim", a)
     gen = torch.Generator().manual_seed(5)
@@ -74,20 +75,21 @@ def test_one_launch_equals_two_single_direction_launches(path, dtype, P, monkeyp
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = bidir_inputs(6, 3, 21, P, dtype, seed=7)
-    for o, t in zip(_outputs_and_grads(run_bidir, a), _outputs_and_grads(run_per_direction, a)):
+    for o, t in zip(outputs_and_grads(run_bidir, a), outputs_and_grads(run_per_direction, a)):
         assert torch.equal(o, t)
 
 
 @pytest.mark.parametrize("path,dtype,P", [("persistent", torch.bfloat16, 5), ("persistent", torch.float32, 0),
                                           ("persistent_fma", torch.float16, 0), ("per_step", torch.float16, 5)])
 def test_schedules_agree_bit_for_bit(path, dtype, P, monkeypatch):
-    """Every schedule (reverse runs the reverse-direction half first, to its
-    next grid sync; warp_ahead one warp ahead) gives the same bits, forward
-    and backward; B = 9 spans two n-tiles of the tensor-core kernel."""
+    """Every schedule gives the same bits, forward and backward (forward runs
+    the forward-direction half to its grid sync before the reverse half
+    starts; random interleaves the halves' threads; warp_ahead one warp
+    ahead); B = 9 spans two n-tiles of the tensor-core kernel."""
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = bidir_inputs(3, 9, 21, P, dtype, seed=4)
-    assert_schedule_invariant(lambda: _outputs_and_grads(run_bidir, a))
+    assert_schedule_invariant(lambda: outputs_and_grads(run_bidir, a))
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
