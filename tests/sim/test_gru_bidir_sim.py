@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bigkernels.backends import sim_loader
+from bigkernels.ops._library import op
 from tests.backends import ensure_backend
 from tests.sim.pairwise import exhaustive, pairwise
 from tests.sim.schedules import assert_schedule_invariant
@@ -63,3 +64,15 @@ def test_schedules_agree_bit_for_bit(path, dtype, monkeypatch):
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = gru_bidir_inputs(3, 9, 21, True, dtype, seed=4)
     assert_schedule_invariant(lambda: outputs_and_grads(run_gru_bidir, a))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_opcheck(bias):
+    ensure_backend("cuda_sim")
+    _, a, _ = gru_bidir_inputs(3, 2, 4, bias, torch.float32)
+    for train in (True, False):
+        torch.library.opcheck(op("gru_bidir_layer_sim"), (*a, train))
+    d = [t.detach() if t is not None else None for t in a]
+    y, hT, ws = op("gru_bidir_layer_sim")(*d, True)
+    grads = (torch.randn_like(y), torch.randn_like(hT))
+    torch.library.opcheck(op("gru_bidir_layer_backward_sim"), (*grads, *d[1:], y, ws))

@@ -10,6 +10,8 @@ import torch
 
 import bigkernels
 from bigkernels.backends import sim_loader
+from bigkernels.ops import lstm_bidir_layer
+from bigkernels.ops._library import op
 from tests.backends import ensure_backend
 from tests.sim.pairwise import exhaustive, pairwise
 from tests.sim.schedules import assert_schedule_invariant
@@ -113,3 +115,31 @@ def test_modules_bidirectional_match_torch(mode, monkeypatch):
     ry, rh = ref(x)
     torch.testing.assert_close((y.double(), *[t.double() for t in (h if mode == "LSTM" else (h,))]),
                                (ry, *(rh if mode == "LSTM" else (rh,))), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("P", [0, 2])
+def test_opcheck(P):
+    ensure_backend("cuda_sim")
+    _, a, _ = bidir_inputs(3, 2, 4, P, torch.float32)
+    for train in (True, False):
+        torch.library.opcheck(op("lstm_bidir_layer_sim"), (*a, train))
+    d = [t.detach() if t is not None else None for t in a]
+    y, hT, cT, gates, cs = op("lstm_bidir_layer_sim")(*d, True)
+    gy, gh, gc = torch.randn_like(y), torch.randn_like(hT), torch.randn_like(cT)
+    torch.library.opcheck(op("lstm_bidir_layer_backward_sim"), (gy, gh, gc, *d[1:], y, gates, cs))
+
+
+def test_empty_sequence_and_batch():
+    ensure_backend("cuda_sim")
+    for T, B in ((0, 2), (3, 0)):
+        x = torch.randn(2, T, B, 8, requires_grad=True)
+        h, c = torch.randn(2, B, 2, requires_grad=True), torch.randn(2, B, 2, requires_grad=True)
+        w = torch.randn(2, 8, 2, requires_grad=True)
+        with bigkernels.use_backend("cuda_sim"):
+            y, hT, cT = lstm_bidir_layer(x, h, c, w)
+        assert y.shape == (2, T, B, 2)
+        (y.sum() + hT.sum() + cT.sum()).backward()
+        if T == 0:
+            torch.testing.assert_close((hT, cT), (h, c))
+            torch.testing.assert_close((h.grad, c.grad), (torch.ones_like(h), torch.ones_like(c)))
+            assert not w.grad.any()
