@@ -64,6 +64,14 @@ def seq(x_proj, gates, name="x_proj"):
     return x_proj.shape[0], x_proj.shape[1], x_proj.shape[2] // gates
 
 
+def lead(named, lead):
+    """Stacked (bidirectional) ops: every tensor's leading dims must be `lead`."""
+    for t, name in named:
+        if t is not None and lead and tuple(t.shape[:len(lead)]) != tuple(lead):
+            raise ValueError(f"{name} must have a leading dimension of {lead[0]} (one slice per direction), "
+                             f"got shape {list(t.shape)}")
+
+
 def cast(dtype, *ts):
     return tuple(None if t is None else t.to(dtype).contiguous() for t in ts)
 

@@ -52,11 +52,13 @@ BK_DEVICE void mma_gates_phase(const Args& a, int64_t s, const T* ws, const T* h
 }
 
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Args a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Dirs<Args> g) {
+  int64_t blk;
+  const Args& a = my_dir(g, &blk);
   const LstmParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
-  const int64_t H = p.H, P = p.P, B = p.B, u0 = int64_t(blockIdx.x) * a.units;
-  const int64_t p0 = int64_t(blockIdx.x) * a.proj_rows;
+  const int64_t H = p.H, P = p.P, B = p.B, u0 = blk * a.units;
+  const int64_t p0 = blk * a.proj_rows;
   const int nU = clamp_count(H, u0, a.units), nPr = kProj ? clamp_count(P, p0, a.proj_rows) : 0;
   const MmaLayout L = MmaLayout::make(a.units, P, B);
   const int64_t ld = L.ld;
@@ -91,14 +93,14 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Args a
 }  // namespace
 
 template <typename T, bool kProj>
-cudaError_t launch_fwd_mma(const Args& a, const LstmPlan& plan, cudaStream_t stream) {
-  return launch_persistent<lstm_fwd_persistent_mma<T, kProj>>(plan.blocks, plan.smem, stream, a);
+cudaError_t launch_fwd_mma(const Dirs<Args>& g, int grid, size_t smem, cudaStream_t stream) {
+  return launch_persistent<lstm_fwd_persistent_mma<T, kProj>>(grid, smem, stream, g);
 }
 
-template cudaError_t launch_fwd_mma<__half, false>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__half, true>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__nv_bfloat16, false>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__nv_bfloat16, true>(const Args&, const LstmPlan&, cudaStream_t);
+template cudaError_t launch_fwd_mma<__half, false>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__half, true>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__nv_bfloat16, false>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__nv_bfloat16, true>(const Dirs<Args>&, int, size_t, cudaStream_t);
 
 }  // namespace lstm
 }  // namespace cuda
