@@ -6,6 +6,7 @@ from .attention_sdpa import scaled_dot_product_attention
 from .attention_varlen import attention_decode, attention_varlen
 from .batchnorm import batch_norm_act
 from .conv import conv2d
+from .conv1d import conv1d
 from .epilogue import bias_act
 from .gru import gru_cell, gru_layer
 from .layernorm_lstm import layernorm_lstm_layer
@@ -19,6 +20,6 @@ _native.load()
 _router.refresh()
 
 __all__ = ["attention", "attention_decode", "attention_varlen", "batch_norm_act", "batchnorm", "bias_act",
-           "conv", "conv2d", "epilogue", "gru", "gru_cell", "gru_layer", "layernorm_lstm",
+           "conv", "conv1d", "conv2d", "epilogue", "gru", "gru_cell", "gru_layer", "layernorm_lstm",
            "layernorm_lstm_layer", "lstm", "lstm_bidir_layer", "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer",
            "rnn_stack", "scaled_dot_product_attention"]

@@ -100,13 +100,14 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """One GRU step, torch.nn.GRUCell's equations: x [B, I] (or [I]), h [B, H]
     (or [H]). Returns h'."""
     named = [(x, "x"), (h, "h"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
-    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    dtype = rc.autocast_dtype("GRUCell", x.device.type, rc.tensors(named, ("b_ih", "b_hh")))
     batched = x.dim() == 2
     x2 = rc.cell_input(x, w_ih, 3)
     H = w_ih.shape[0] // 3
     rc.shape(h, (x2.shape[0], H) if batched else (H,), "h", "[batch, hidden_size] like x")
     x2, h, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, w_ih, w_hh, b_ih, b_hh)
-    h1 = dispatch("gru_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh)
+    with rc.autocast_off(x2.device.type):
+        h1 = dispatch("gru_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh)
     return h1 if batched else h1.squeeze(0)
 
 

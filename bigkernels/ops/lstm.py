@@ -217,7 +217,7 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     Returns (h', c'). The input GEMM (with both biases) runs first, then the
     recurrent GEMM and the fused gates as a one-step lstm_layer."""
     named = [(x, "x"), (h, "h"), (c, "c"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
-    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    dtype = rc.autocast_dtype("LSTMCell", x.device.type, rc.tensors(named, ("b_ih", "b_hh")))
     batched = x.dim() == 2
     x2 = rc.cell_input(x, w_ih, 4)
     H = w_ih.shape[0] // 4
@@ -229,7 +229,8 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
             rc.shape(b, (4 * H,), name, "[4*hidden_size]")
     x2, h, c, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, c, w_ih, w_hh, b_ih, b_hh)
     h2, c2 = (h, c) if batched else (h.unsqueeze(0), c.unsqueeze(0))
-    h1, c1 = dispatch("lstm_cell", x2.device.type, x2, h2, c2, w_ih, w_hh, b_ih, b_hh)
+    with rc.autocast_off(x2.device.type):
+        h1, c1 = dispatch("lstm_cell", x2.device.type, x2, h2, c2, w_ih, w_hh, b_ih, b_hh)
     return (h1, c1) if batched else (h1.squeeze(0), c1.squeeze(0))
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..backends import dispatch, register, set_auto_order
 from . import _checks
+from . import _rnn_checks as rc
 from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
@@ -147,7 +148,21 @@ set_auto_order("rnn_stack", "cpu", _cpu_order)
 def rnn_stack(mode, x, states, weights, *, has_biases, num_layers, dropout, train, bidirectional, proj):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return dispatch("rnn_stack", x.device.type, mode, x, tuple(states), list(weights), has_biases, num_layers,
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        # the dtype torch's module gives under autocast, on every backend (autocast off inside)
+        dtype = rc.autocast_dtype(mode, device_type, x.dtype)
+        state_dtype = states[-1].dtype
+        x, states, weights = _checks.cast(x, dtype), [_checks.cast(s, dtype) for s in states], \
+            [_checks.cast(w, dtype) for w in weights]
+        with rc.autocast_off(device_type):
+            y, finals = dispatch("rnn_stack", device_type, mode, x, tuple(states), list(weights), has_biases,
+                                 num_layers, float(dropout), train, bidirectional, proj)
+        if mode == "LSTM" and proj and device_type == "cpu":
+            # torch's projected LSTM (its native loop: oneDNN has no projection) keeps c in the state's dtype
+            finals = (finals[0], _checks.cast(finals[1], state_dtype))
+        return y, finals
+    return dispatch("rnn_stack", device_type, mode, x, tuple(states), list(weights), has_biases, num_layers,
                     float(dropout), train, bidirectional, proj)
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ... import models as M
 from ..case import Case
+from ..flops import forward_flops
 
 
 def _specs(quick, device):
@@ -69,9 +70,10 @@ def _case(name, build, make_input, classes, train, quick, device):
         return None if err < 1e-3 else f"bigkernels vs torch logits differ by {err:.3g}"
 
     swapped = len(ours.swap_report.swapped) if ours.swap_report else 0
+    flops = forward_flops(eager, x) * (3 if train else 1)
     return Case("models", f"{name} {'train step' if train else 'inference'}",
                 {"model": name, "input": list(x.shape), "mode": "train" if train else "eval", "swapped": swapped},
-                impls, baseline="torch", validate=validate)
+                impls, baseline="torch", flops=flops, validate=validate)
 
 
 def cases(quick, device):
