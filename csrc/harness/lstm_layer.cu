@@ -1,5 +1,5 @@
 // Harness: lstm_layer forward, fp32 (persistent FMA and per-step) and bf16
-// (persistent on tensor cores, persistent FMA, per-step), against a host loop
+// (persistent on tensor cores, persistent FMA, per-step on tensor cores), against a host loop
 // of the same recurrence (double); prints the max error and the time per
 // sequence. Then a bidirectional layer per path: both directions in one launch
 // (lstm_forward_bidir) against the two single-direction launches, equal bit for
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     for (auto path :
          {bk::cuda::LstmPath::Persistent, bk::cuda::LstmPath::PersistentFma, bk::cuda::LstmPath::PerStep}) {
       const bk::cuda::LstmPlan plan = bk::cuda::lstm_plan(p, work.storage, false, path);
-      const char* name = path == bk::cuda::LstmPath::PerStep ? "per-step"
+      const char* name = path == bk::cuda::LstmPath::PerStep ? (plan.mma ? "per-step-mma" : "per-step")
                          : path == bk::cuda::LstmPath::PersistentFma ? "persistent-fma"
                          : plan.mma ? "persistent-mma" : "persistent";
       if (path != bk::cuda::LstmPath::PerStep && !plan.persistent) {

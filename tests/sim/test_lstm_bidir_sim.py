@@ -15,6 +15,7 @@ from bigkernels.ops._library import op
 from tests.backends import ensure_backend
 from tests.sim.pairwise import exhaustive, pairwise
 from tests.sim.schedules import assert_schedule_invariant
+from tests.sim.test_lstm_sim import _forward_kernel
 from tests.test_lstm_bidir_layer import bidir_inputs, run_bidir, run_per_direction
 from tests.test_lstm_layer import compare
 
@@ -29,12 +30,6 @@ FACTORS = dict(dtype=[torch.float32, torch.float16, torch.bfloat16], H=[13, 37, 
 def _case_id(c):
     return (f"{str(c['dtype']).replace('torch.', '')}-H{c['H']}-B{c['B']}-{'proj' if c['proj'] else 'noproj'}-"
             f"T{c['T']}-{c['path']}")
-
-
-def _forward_kernel(path, dtype):
-    if path == "per_step":
-        return "lstm_fwd_gates_step<"
-    return "lstm_fwd_persistent_mma<" if path == "persistent" and dtype != torch.float32 else "lstm_fwd_persistent<"
 
 
 def _run_case(c, monkeypatch):

@@ -49,7 +49,7 @@ enum class LstmPath { Auto = -1, PerStep = 0, Persistent = 1, PersistentFma = 2 
 
 struct LstmPlan {
   bool persistent = false;
-  bool mma = false;      // persistent forward with mma.sync m16n8k16 (fp16/bf16 storage)
+  bool mma = false;      // fp16/bf16 forward with mma.sync m16n8k16 (persistent, or per-step: lstm_step_mma.cu)
   int blocks = 0;        // grid size
   int units = 0;         // hidden units per block (all four gates of each)
   int proj_rows = 0;     // projection rows per block (0 without projection)

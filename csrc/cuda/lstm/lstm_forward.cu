@@ -1,12 +1,13 @@
 // LSTM forward over a whole sequence: the persistent kernel (one cooperative
 // launch, weights resident in shared memory, grid sync between steps) and the
-// per-step kernels (weights from global memory, one launch per step). Both run
-// the same phases:
+// per-step kernels (weights from global memory, one launch per step; fp16/bf16
+// gates on tensor cores: lstm_step_mma.cu). All run the same phases:
 //   gates: z = x_proj[t] + W_hh h_{t-1} for the block's units, gates, c, m
 //   proj:  h_t = W_hr m_t for the block's projection rows (proj_size > 0 only)
 // fp32 accumulation and fp32 h/c between steps for every storage type.
 #include "cuda/lstm/lstm_forward.cuh"
 #include "cuda/lstm/lstm_forward_mma.h"
+#include "cuda/lstm/lstm_step_mma.h"
 
 namespace bk {
 namespace cuda {
@@ -96,7 +97,12 @@ cudaError_t forward_typed(const LstmParams* p, const LstmCudaWork* w, int n, Lst
   const Dirs<Args> g = dirs_args(p, w, n, plan);
   const dim3 grid{unsigned(n * plan.blocks)}, block{kLstmThreads};
   for (int64_t s = 0; s < p[0].T; ++s) {
-    cudaError_t err = BK_LAUNCH((lstm_fwd_gates_step<T, kProj>), grid, block, 0, stream, g, s);
+    cudaError_t err;
+    if constexpr (sizeof(T) == 2) {
+      err = launch_fwd_step_mma<T, kProj>(g, n * plan.blocks, s, stream);  // the plan's rule: always, for fp16/bf16
+    } else {
+      err = BK_LAUNCH((lstm_fwd_gates_step<T, kProj>), grid, block, 0, stream, g, s);
+    }
     if (err == cudaSuccess && kProj) err = BK_LAUNCH((lstm_fwd_proj_step<T>), grid, block, 0, stream, g, s);
     if (err != cudaSuccess) return err;
   }

@@ -13,8 +13,12 @@
 //            2 x blocks <= SMs x per_sm,  per_sm = min(32, 2048 / threads, smem_per_SM / (smem + reserved))
 //            (H100: 228 KiB per SM, 1 KiB reserved per block); else one direction after the other.
 // Per-step uses 4 units per block (H/4 blocks: enough blocks to fill the GPU at any H).
+// The per-step fp16/bf16 forward runs on tensor cores (plan.mma; lstm_step_mma.cu) with
+// 8 units per block (two m16 tiles of 4 units x 4 gates) x 32 batch columns,
+// W_hh streamed through 4 cp.async stages of 64 k. fp32 and every backward: FMA.
 #include "cuda/lstm/lstm_cuda.h"
 #include "cuda/lstm/lstm_forward_mma.h"
+#include "cuda/lstm/lstm_step_mma.h"
 #include "device/launch.cuh"
 
 #include <algorithm>
@@ -71,8 +75,8 @@ LstmPlan choose(LstmPlan plan, int64_t H, int64_t units, int64_t blocks, int64_t
     plan.blocks = int(blocks);
     plan.proj_rows = int(ceil_div(proj_size, blocks));
   } else {
-    plan.units = kPerStepUnits;
-    plan.blocks = int(ceil_div(H, kPerStepUnits));
+    plan.units = plan.mma ? lstm::kStepMmaUnits : kPerStepUnits;  // mma: the fp16/bf16 forward (lstm_plan)
+    plan.blocks = int(ceil_div(H, plan.units));
     plan.proj_rows = int(ceil_div(proj_size, plan.blocks));
     plan.smem = 0;
   }
@@ -92,6 +96,9 @@ LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath f
   const int64_t pr = proj ? ceil_div(P, blocks) : 0;
   const int64_t elems = backward ? (proj ? G * pr + P * units : G * units) : 4 * units * P + pr * H;
   plan.smem = size_t(elems * es);
+  // fp16/bf16 forward on the per-step path (forced, or the FMA slice does not
+  // fit, so the larger mma one does not either): tensor cores (lstm_step_mma.cu).
+  plan.mma = !backward && es == 2 && (force == LstmPath::PerStep || plan.smem > plan.max_smem);
   // fp16/bf16 forward: tensor cores when their padded tiles (and h staged in
   // shared memory) fit too; else the FMA kernel.
   if (!backward && es == 2 && force != LstmPath::PerStep && force != LstmPath::PersistentFma) {
