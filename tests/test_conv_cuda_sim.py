@@ -228,20 +228,27 @@ def test_opcheck(kind, fmt):
                                                           0.01, mask))
 
 
-def test_compiles_without_graph_breaks_and_autocast():
-    """torch.compile(fullgraph=True) traces through the router to conv2d_sim,
-    forward and backward; under autocast fp32 inputs run our fp16 kernels."""
-    ensure_backend("cuda_sim")
-    args64, args, conv_args = make_inputs(GEOMETRIES["grouped"] + (CL,), torch.float16)
-    fn = lambda x, w, b, r: conv2d(x, w, b, *conv_args, activation="silu", residual=r)  # noqa: E731
+def compiled_matches_eager(fn, args):
+    """torch.compile(fullgraph=True, aot_eager) of fn on cuda_sim gives eager's
+    bits, forward and gradients; returns eager's output."""
     with bigkernels.use_backend("cuda_sim"):
         y = torch.compile(fn, backend="aot_eager", fullgraph=True)(*args)
         grads = torch.autograd.grad(y.sum(), args)
         eager = fn(*args)
         eager_grads = torch.autograd.grad(eager.sum(), args)
     torch.testing.assert_close(y, eager, rtol=0, atol=0)
-    for got, want in zip(grads, eager_grads):
+    for got, want in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+    return eager
+
+
+def test_compiles_without_graph_breaks_and_autocast():
+    """torch.compile(fullgraph=True) traces through the router to conv2d_sim,
+    forward and backward; under autocast fp32 inputs run our fp16 kernels."""
+    ensure_backend("cuda_sim")
+    args64, args, conv_args = make_inputs(GEOMETRIES["grouped"] + (CL,), torch.float16)
+    fn = lambda x, w, b, r: conv2d(x, w, b, *conv_args, activation="silu", residual=r)  # noqa: E731
+    eager = compiled_matches_eager(fn, args)
     x32, w32, b32, r32 = (t.detach().float() for t in args)
     with torch.autocast("cpu", dtype=torch.float16), bigkernels.use_backend("cuda_sim"):
         y16 = conv2d(x32, w32, b32, *conv_args, activation="silu", residual=r32.half())

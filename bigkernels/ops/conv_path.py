@@ -20,13 +20,12 @@ Which path serves a call (docs/conv.md, "Pairing with cuDNN"):
      through its own self-test (backends/trust.py: the conv2d self-test's
      `path` feature).
 """
-import os
-
 import torch
 
 from ..backends import measure, trust
 from ..backends.availability import has_kernel
 from ..backends.registry import Impl, impls
+from ..backends.selection import Forcing, forced_from_environment, validate_choice
 from ._library import op, wants_grad
 
 PATHS = ("fused", "cudnn")
@@ -38,45 +37,23 @@ _CANDIDATES: dict = {}
 
 
 def _validate(name):
-    if name is None or name == "auto":
-        return None
-    if not isinstance(name, str):
-        raise TypeError(f"conv path must be a str (auto, fused or cudnn), got {type(name).__name__}")
-    if name not in PATHS:
-        raise ValueError(f"conv path must be one of auto, fused, cudnn; got {name!r}")
-    return name
+    return validate_choice(name, PATHS, "conv path")
 
 
 def forced_path():
     return _STATE["forced"]
 
 
-class use_conv_path:
+class use_conv_path(Forcing):
     """Force conv2d's path on the cuda/cuda_sim backends (tests, benchmarks):
     `with use_conv_path("cudnn"): ...` restores the previous one on exit; a
     bare call sets it globally; "auto" (or None) returns to the measured choice."""
 
-    def __init__(self, name):
-        self._name = _validate(name)
-        self._previous = _STATE["forced"]
-        _STATE["forced"] = self._name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _STATE["forced"] = self._previous
-        return False
+    state = _STATE
+    validate = staticmethod(_validate)
 
 
-def _from_environment():
-    try:
-        _STATE["forced"] = _validate(os.environ.get("BIGKERNELS_CONV_PATH") or None)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"BIGKERNELS_CONV_PATH: {exc}") from None
-
-
-_from_environment()
+_STATE["forced"] = forced_from_environment("BIGKERNELS_CONV_PATH", _validate)
 
 
 def has_cudnn(backend):
@@ -92,9 +69,13 @@ def supports(backend, fused_supports):
     cudnn path to every fp32/fp16/bf16 call (unless the fused path is forced)."""
     def check(x, *args):
         forced = _STATE["forced"]
-        if forced == "fused" or not has_cudnn(backend):
+        if forced == "fused":
             reason = fused_supports(x, *args)
-            return f"{reason} (conv path forced to 'fused')" if reason and forced else reason
+            return reason and f"{reason} (conv path forced to 'fused')"
+        if not has_cudnn(backend):
+            if forced == "cudnn":
+                return "the conv path forced to 'cudnn' is not in this build of the kernels (rebuild them)"
+            return fused_supports(x, *args)
         if x.dtype == torch.float64:
             return "the cuda conv paths serve fp32/fp16/bf16 (float64 runs on cpu/torch)"
         return None
