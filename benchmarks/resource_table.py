@@ -30,7 +30,7 @@ ARCHS = ("sm_80", "sm_90a")
 # Threads per block of each kernel (the cubin does not record it): used for occupancy.
 BLOCK_THREADS = {"bias_act_kernel": 256, "gemm_mma_kernel": 128,
                  # csrc/cuda/lstm: kLstmThreads
-                 **dict.fromkeys(("lstm_fwd_persistent", "lstm_fwd_persistent_mma", "lstm_fwd_gates_step",
+                 **dict.fromkeys(("lstm_fwd_persistent", "lstm_fwd_persistent_mma", "lstm_fwd_gates_step", "lstm_fwd_step_mma",
                                   "lstm_fwd_proj_step", "lstm_bwd_persistent", "lstm_bwd_dh_step",
                                   "lstm_bwd_gates_step", "gru_persistent", "gru_step", "cell_kernel"), 128),
                  # csrc/cuda/conv

@@ -52,8 +52,10 @@ def main(argv=None):
     p = sub.add_parser("bench", help="run the benchmark suite on the device present")
     p.add_argument("--quick", action="store_true", help="a few representative cases per family")
     p.add_argument("--family", action="append", help="only these families (repeatable)")
+    p.add_argument("--case", action="append", help="only the cases whose name contains this text (repeatable)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results or ./bench-results)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the cases that time it")
     p.add_argument("--static", action="store_true",
                    help="show the resource tables (registers, spills, shared memory, occupancy, tensor-core "
                         "instructions) of the CUDA kernels and Triton configs instead of timing")

@@ -156,7 +156,7 @@ def _type_name(module):
 
 def swap(model, *, conv=True, lstm=True, attention=True, backend=None):
     """Replace, in place and recursively, torch's LSTM/GRU/RNN (and cells),
-    MultiheadAttention and conv + BatchNorm2d + activation (+ residual) chains
+    MultiheadAttention and conv + batch norm + activation (+ residual) chains (Conv2d, Conv1d)
     by bigkernels modules. Returns a SwapReport (also logged at INFO).
 
     backend: None/"auto" or a backend name; the router is process-wide, so a

@@ -1,4 +1,5 @@
-"""Conv2d + BatchNorm2d + activation (+ residual add) chains, for swap().
+"""Conv2d + BatchNorm2d (Conv1d + BatchNorm1d) + activation (+ residual add)
+chains, for swap().
 
 Two matchers:
 - nn.Sequential: consecutive children conv, [bn], [act] (at least one of the
@@ -29,6 +30,8 @@ ACT_FUNCTIONS = {F.relu: nn.ReLU, torch.relu: nn.ReLU, torch.relu_: nn.ReLU, F.r
                  F.silu: nn.SiLU, F.hardswish: nn.Hardswish, torch.sigmoid: nn.Sigmoid, torch.tanh: nn.Tanh}
 ACT_METHODS = {"relu": nn.ReLU, "relu_": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 ADDS = (operator.add, operator.iadd, torch.add)
+# the convolutions that fuse, and the batch norm each fuses with
+CONV_BN = {nn.Conv2d: nn.BatchNorm2d, nn.Conv1d: nn.BatchNorm1d}
 
 # Set by swap_rules: fn(conv, bn, act_module) -> fused module (raises Unsupported).
 FUSER = {"fn": None}
@@ -43,9 +46,13 @@ def _fuse(conv, bn, act):
 def fuse_conv_chains(parent, name, report, record):
     if isinstance(parent, nn.Sequential):
         _sequential(parent, name, report, record)
-    elif any(type(c) is nn.Conv2d for c in parent.children()) and not isinstance(parent, (nn.ModuleList,
-                                                                                          nn.ModuleDict)):
+    elif any(type(c) in CONV_BN for c in parent.children()) and not isinstance(parent, (nn.ModuleList,
+                                                                                         nn.ModuleDict)):
         _traced(parent, name, report, record)
+
+
+def _nothing_follows(conv):
+    return f"no {CONV_BN[type(conv)].__name__} or activation follows it"
 
 
 def _qual(name, slot):
@@ -68,13 +75,14 @@ def _sequential(seq, name, report, record):
     i = 0
     while i < len(items):
         slot, conv = items[i]
-        if type(conv) is not nn.Conv2d:
+        if type(conv) not in CONV_BN:
             i += 1
             continue
+        bn_type = CONV_BN[type(conv)]
         slots = {slot: conv}
         bn = act = None
         j = i + 1
-        if j < len(items) and type(items[j][1]) is nn.BatchNorm2d:
+        if j < len(items) and type(items[j][1]) is bn_type:
             bn = items[j][1]
             slots[items[j][0]] = bn
             j += 1
@@ -83,12 +91,12 @@ def _sequential(seq, name, report, record):
             slots[items[j][0]] = act
             j += 1
         if bn is None and act is None:
-            report.skipped.append((_qual(name, slot), "nn.Conv2d", "no BatchNorm2d or activation follows it"))
+            report.skipped.append((_qual(name, slot), _type_name(conv), _nothing_follows(conv)))
         else:
             try:
                 _swap_group(seq, name, report, record, slots, slot, conv, bn, act)
             except Unsupported as exc:
-                report.skipped.append((_qual(name, slot), "nn.Conv2d", str(exc)))
+                report.skipped.append((_qual(name, slot), _type_name(conv), str(exc)))
         i = j
 
 
@@ -140,8 +148,9 @@ def _traced(parent, name, report, record):
         report.notes.append(f"{name or '<root>'} ({_type_name(parent)}): torch.fx could not trace its forward "
                             f"({type(exc).__name__}: {str(exc)[:120]}); only nn.Sequential chains are fused there")
         for slot, child in parent.named_children():
-            if type(child) is nn.Conv2d:
-                report.skipped.append((_qual(name, slot), "nn.Conv2d", "parent's forward is not traceable by torch.fx"))
+            if type(child) in CONV_BN:
+                report.skipped.append((_qual(name, slot), _type_name(child),
+                                       "parent's forward is not traceable by torch.fx"))
         return
     calls = {}
     for node in graph.nodes:
@@ -149,16 +158,16 @@ def _traced(parent, name, report, record):
             calls[node.target] = calls.get(node.target, 0) + 1
     changed = False
     for node in list(graph.nodes):
-        if node.op != "call_module" or type(parent.get_submodule(node.target)) is not nn.Conv2d:
+        if node.op != "call_module" or type(parent.get_submodule(node.target)) not in CONV_BN:
             continue
         conv_slot, conv = node.target, parent.get_submodule(node.target)
         if "." in conv_slot or calls[conv_slot] != 1:
-            report.skipped.append((_qual(name, conv_slot), "nn.Conv2d", "called more than once in the forward"))
+            report.skipped.append((_qual(name, conv_slot), _type_name(conv), "called more than once in the forward"))
             continue
         chain, end, bn, act, residual = [node], node, None, None, None
         nxt = _only_user(end)
         if nxt is not None and nxt.op == "call_module" and calls.get(nxt.target) == 1 \
-                and type(parent.get_submodule(nxt.target)) is nn.BatchNorm2d and len(nxt.args) == 1:
+                and type(parent.get_submodule(nxt.target)) is CONV_BN[type(conv)] and len(nxt.args) == 1:
             bn, end = parent.get_submodule(nxt.target), nxt
             chain.append(nxt)
             nxt = _only_user(end)
@@ -173,7 +182,7 @@ def _traced(parent, name, report, record):
             act, end = _act_of(nxt, parent), nxt
             chain.append(nxt)
         if bn is None and act is None:
-            report.skipped.append((_qual(name, conv_slot), "nn.Conv2d", "no BatchNorm2d or activation follows it"))
+            report.skipped.append((_qual(name, conv_slot), _type_name(conv), _nothing_follows(conv)))
             continue
         slots = {conv_slot: conv}
         if bn is not None:
@@ -181,7 +190,7 @@ def _traced(parent, name, report, record):
         try:
             _swap_group(parent, name, report, record, slots, conv_slot, conv, bn, act, residual is not None)
         except Unsupported as exc:
-            report.skipped.append((_qual(name, conv_slot), "nn.Conv2d", str(exc)))
+            report.skipped.append((_qual(name, conv_slot), _type_name(conv), str(exc)))
             continue
         with graph.inserting_after(end):
             args = (node.args[0],) if residual is None else (node.args[0], residual)

@@ -73,11 +73,11 @@ def act_name(act):
 
 
 def fuse_conv(conv, bn, act):
-    """conv (+ bn) (+ act) -> Conv2dBNAct / FusedConv2d through the conv
-    family's from_modules, then made to hold the originals' very tensors
-    (its `conv` and `bn`, or itself as an nn.Conv2d): an optimizer built
-    before the swap keeps training them, and BN's running statistics stay
-    one set of buffers."""
+    """conv (+ bn) (+ act) -> Conv2dBNAct / FusedConv2d (Conv1dBNAct /
+    FusedConv1d) through the conv family's from_modules, then made to hold the
+    originals' very tensors (its `conv` and `bn`, or itself as the torch
+    conv): an optimizer built before the swap keeps training them, and BN's
+    running statistics stay one set of buffers."""
     from . import nn as bk_nn
 
     make = getattr(bk_nn, "from_modules", None)

@@ -76,9 +76,11 @@ def test_varlen_bad_input(bad, error, words):
         attention_varlen(**args)
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch", pytest.param("triton", marks=pytest.mark.triton)])
+@pytest.mark.parametrize("backend", ["cpu", "torch", "reference", pytest.param("triton", marks=pytest.mark.triton)])
 def test_decode_appends_in_place_and_matches_dense(backend):
-    """The triton path splits the keys in 16-key chunks here (flash-decoding)."""
+    """The backends that append apart from their kernel (append_to_cache, the
+    cpu op's glue): the caches bit for bit as a scatter of the new rows; the
+    triton path splits the keys in 16-key chunks here (flash-decoding)."""
     ensure_backend(backend)
     gen = torch.Generator().manual_seed(1)
     b, hq, hkv, s_max, d, n = 3, 4, 2, 200, 16, 2
@@ -89,25 +91,91 @@ def test_decode_appends_in_place_and_matches_dense(backend):
     kc, vc = k_cache.clone(), v_cache.clone()
     with torch.no_grad(), bigkernels.use_backend(backend):
         out = attention_decode(q, kc, vc, lens, k_new=k_new, v_new=v_new)
+    want_k, want_v = k_cache.clone(), v_cache.clone()
     for i, length in enumerate(lens.tolist()):
-        torch.testing.assert_close(kc[i, :, length:length + n], k_new[i])
-        torch.testing.assert_close(vc[i, :, length:length + n], v_new[i])
-        torch.testing.assert_close(kc[i, :, :length], k_cache[i, :, :length])
+        want_k[i, :, length:length + n] = k_new[i]
+        want_v[i, :, length:length + n] = v_new[i]
+    assert torch.equal(kc, want_k) and torch.equal(vc, want_v)
+    for i, length in enumerate(lens.tolist()):
         used = length + n
         dense = attention(q[i:i + 1], kc[i:i + 1, :, :used], vc[i:i + 1, :, :used], causal=True)
         torch.testing.assert_close(out[i:i + 1], dense, atol=1e-5, rtol=1e-5)
 
 
+def test_decode_append_casts_to_the_cache_dtype():
+    ensure_backend("cpu")
+    kc, vc = torch.zeros(1, 2, 8, 16, dtype=torch.bfloat16), torch.zeros(1, 2, 8, 16, dtype=torch.bfloat16)
+    k_new, v_new = torch.randn(1, 2, 3, 16), torch.randn(1, 2, 3, 16)
+    with torch.no_grad():
+        out = attention_decode(torch.randn(1, 2, 3, 16).bfloat16(), kc, vc, torch.tensor([4]), k_new=k_new,
+                               v_new=v_new)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(kc[0, :, 4:7], k_new[0].bfloat16()) and torch.equal(vc[0, :, 4:7], v_new[0].bfloat16())
+
+
+def _decode_args(dtype=torch.float32, n=2):
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 4, n, 16, generator=gen, dtype=dtype)
+    kc, vc = (torch.randn(2, 2, 40, 16, generator=gen, dtype=dtype) for _ in range(2))
+    k_new, v_new = (torch.randn(2, 2, n, 16, generator=gen, dtype=dtype) for _ in range(2))
+    return q, kc, vc, torch.tensor([5, 31]), k_new, v_new
+
+
+def test_decode_opcheck():
+    """The cpu op: schema (k_cache/v_cache mutated, nothing else), fake kernel, AOT dispatch."""
+    ensure_backend("cpu")
+    q, kc, vc, lens, k_new, v_new = _decode_args()
+    torch.library.opcheck(op("attention_decode"), (q, kc, vc, lens, k_new, v_new, 0.25))
+    torch.library.opcheck(op("attention_decode"), (q, kc, vc, lens, None, None, 0.25))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_decode_compiles_with_the_append(backend):
+    """torch.compile(fullgraph=True): the caches' mutation is functionalised
+    and lands in the caller's tensors; output as eager."""
+    ensure_backend(backend)
+    q, kc, vc, lens, k_new, v_new = _decode_args()
+    ek, ev = kc.clone(), vc.clone()
+
+    def step(q, kc, vc, lens, k_new, v_new):
+        return attention_decode(q, kc, vc, lens, k_new=k_new, v_new=v_new)
+
+    with torch.no_grad(), bigkernels.use_backend(backend):
+        eager = step(q, ek, ev, lens, k_new, v_new)
+        out = torch.compile(step, backend="aot_eager", fullgraph=True)(q, kc, vc, lens, k_new, v_new)
+    torch.testing.assert_close(out, eager, atol=1e-6, rtol=1e-6)
+    assert torch.equal(kc, ek) and torch.equal(vc, ev)
+    assert torch.equal(kc[1, :, 31:33], k_new[1]) and torch.equal(vc[0, :, 5:7], v_new[0])
+
+
 def test_decode_bad_input():
     kc = torch.zeros(1, 2, 8, 16)
     q = torch.randn(1, 2, 1, 16)
+    new = torch.randn(1, 2, 1, 16)
     with pytest.raises(ValueError, match="exceed the cache length"):
-        attention_decode(q, kc, kc.clone(), torch.tensor([8]), k_new=torch.randn(1, 2, 1, 16),
-                         v_new=torch.randn(1, 2, 1, 16))
+        attention_decode(q, kc, kc.clone(), torch.tensor([8]), k_new=new, v_new=new)
     with pytest.raises(ValueError, match="cache_seqlens must be"):
         attention_decode(q, kc, kc.clone(), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="cache_seqlens must be >= 0"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([-1]))
     with pytest.raises(ValueError, match="inference-only"):
-        attention_decode(q.requires_grad_(), kc, kc.clone(), torch.tensor([1]))
+        attention_decode(q.clone().requires_grad_(), kc, kc.clone(), torch.tensor([1]))
+    with pytest.raises(ValueError, match="k_new must be"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([1]), k_new=torch.randn(1, 2, 1, 8), v_new=new)
+    with pytest.raises(ValueError, match="v_new must be"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([1]), k_new=new, v_new=torch.randn(1, 2, 2, 16))
+    with pytest.raises(ValueError, match="k_new and v_new must be given together"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([1]), k_new=new)
+    with pytest.raises(ValueError, match="k_new is on meta"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([1]), k_new=new.to("meta"), v_new=new)
+    with pytest.raises(ValueError, match="v_cache is on meta"):
+        attention_decode(q, kc, kc.to("meta"), torch.tensor([1]))
+    with pytest.raises(TypeError, match="k_cache and v_cache must have one dtype"):
+        attention_decode(q, kc, kc.double(), torch.tensor([1]))
+    with pytest.raises(TypeError, match="q=torch.float64, k_cache=torch.float32"):
+        attention_decode(q.double(), kc, kc.clone(), torch.tensor([1]))
+    with pytest.raises(TypeError, match="k_new must be float16"):
+        attention_decode(q, kc, kc.clone(), torch.tensor([1]), k_new=new.int(), v_new=new)
 
 
 @pytest.mark.triton

@@ -202,11 +202,15 @@ def test_kernel_is_the_one_launched():
     (torch.float16, (12, 8, 3, 3), 2, "multiples of 8"),
 ])
 def test_not_served_says_why(dtype, shape, groups, why):
-    """Outside the kernel's domain the forced backend refuses with the reason
-    (and `auto` goes on to the next backend: no stub is registered)."""
+    """Outside the fused kernels' domain, with that path forced, the forced
+    backend refuses with the reason (and `auto` goes on to the next backend:
+    no stub is registered). Unforced, the cudnn path serves all but float64
+    (tests/test_conv_cudnn_path.py)."""
+    from bigkernels.ops.conv_path import use_conv_path
+
     ensure_backend("cuda_sim")
     x = torch.randn(1, shape[1] * groups, 6, 6, dtype=dtype)
-    with pytest.raises(BackendError, match=why), bigkernels.use_backend("cuda_sim"):
+    with pytest.raises(BackendError, match=why), bigkernels.use_backend("cuda_sim"), use_conv_path("fused"):
         conv2d(x, torch.randn(shape, dtype=dtype), groups=groups)
 
 
@@ -234,7 +238,9 @@ def test_selftest_case_matches_routed_calls():
         return case_for_call("conv2d", (x, w, torch.empty(w_shape[0]) if bias else None, residual, [1, 1], [0, 0],
                                         [1, 1], groups, 1, 0.01), {})
 
-    assert case((1, 64, 8, 8), (64, 64, 3, 3), 1) == dict(kind="gemm", bias=True, residual=False)
+    assert case((1, 64, 8, 8), (64, 64, 3, 3), 1) == dict(kind="gemm", bias=True, residual=False, path="cudnn")
+    x, w = torch.empty(1, 64, 8, 8, dtype=torch.half), torch.empty(64, 64, 3, 3, dtype=torch.half)
+    assert case_for_call("conv2d", (x, w, None, None, [1, 1], [0, 0], [1, 1], 1, 1, 0.01), {})["path"] == "fused"
     assert case((1, 64, 8, 8), (10, 64, 3, 3), 1, bias=False)["kind"] == "gemm_fwd"
     assert case((1, 32, 8, 8), (32, 1, 7, 7), 32)["kind"] == "depthwise"
     assert case((1, 6, 8, 8), (8, 3, 3, 3), 2)["kind"] == "other"
@@ -262,20 +268,27 @@ def test_opcheck(kind, fmt):
                                                           0.01, mask))
 
 
-def test_compiles_without_graph_breaks_and_autocast():
-    """torch.compile(fullgraph=True) traces through the router to conv2d_sim,
-    forward and backward; under autocast fp32 inputs run our fp16 kernels."""
-    ensure_backend("cuda_sim")
-    args64, args, conv_args = make_inputs(GEOMETRIES["grouped"] + (CL,), torch.float16)
-    fn = lambda x, w, b, r: conv2d(x, w, b, *conv_args, activation="silu", residual=r)  # noqa: E731
+def compiled_matches_eager(fn, args):
+    """torch.compile(fullgraph=True, aot_eager) of fn on cuda_sim gives eager's
+    bits, forward and gradients; returns eager's output."""
     with bigkernels.use_backend("cuda_sim"):
         y = torch.compile(fn, backend="aot_eager", fullgraph=True)(*args)
         grads = torch.autograd.grad(y.sum(), args)
         eager = fn(*args)
         eager_grads = torch.autograd.grad(eager.sum(), args)
     torch.testing.assert_close(y, eager, rtol=0, atol=0)
-    for got, want in zip(grads, eager_grads):
+    for got, want in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+    return eager
+
+
+def test_compiles_without_graph_breaks_and_autocast():
+    """torch.compile(fullgraph=True) traces through the router to conv2d_sim,
+    forward and backward; under autocast fp32 inputs run our fp16 kernels."""
+    ensure_backend("cuda_sim")
+    args64, args, conv_args = make_inputs(GEOMETRIES["grouped"] + (CL,), torch.float16)
+    fn = lambda x, w, b, r: conv2d(x, w, b, *conv_args, activation="silu", residual=r)  # noqa: E731
+    eager = compiled_matches_eager(fn, args)
     x32, w32, b32, r32 = (t.detach().float() for t in args)
     with torch.autocast("cpu", dtype=torch.float16), bigkernels.use_backend("cuda_sim"):
         y16 = conv2d(x32, w32, b32, *conv_args, activation="silu", residual=r32.half())

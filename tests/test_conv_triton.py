@@ -47,3 +47,17 @@ def test_triton_opcheck(save):
     torch.library.opcheck(op("conv2d_backward_triton"),
                           (torch.randn_like(y), x.detach(), w.detach(), (z if save else y), *args, act, 0.01,
                            [True, True, True, True]), test_utils=("test_schema", "test_faketensor"))
+
+
+def test_fp32_follows_torchs_tf32_switch_for_convolutions(monkeypatch):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from bigkernels.triton import conv as triton_conv
+
+    with FakeTensorMode():
+        cuda32, cuda16 = torch.empty(2, device="cuda:0"), torch.empty(2, device="cuda:0", dtype=torch.float16)
+    for allowed, expected in ((True, "tf32"), (False, "ieee")):
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allowed)
+        assert triton_conv._precision(cuda32) == expected
+        assert triton_conv._precision(cuda16) == "tf32"  # ignored by 16-bit dots: Triton's default
+    assert triton_conv._precision(torch.empty(2)) == "ieee"

@@ -37,16 +37,23 @@ def _run(backend, args, reverse):
 
 
 def _check(backend, dtype, shape):
-    ensure_backend(backend)
     T, B, H, P, reverse = shape
-    a64, a, at = _inputs(T, B, H, P, dtype)
-    ref, ours, theirs = _run("reference", a64, reverse), _run(backend, a, reverse), _run("torch", at, reverse)
-    for name, o, r, t in zip(("y", "h_T", "c_T"), ours, ref, theirs):
+    compare(backend, dtype, _inputs(T, B, H, P, dtype), lambda b, args: _run(b, args, reverse))
+
+
+def compare(backend, dtype, inputs, run, names=("x_proj", "h0", "c0", "w_hh", "w_hr"), outputs=("y", "h_T", "c_T")):
+    """run(backend, args) -> outputs on `backend` against the float64
+    reference, torch's own error in `dtype` as the baseline (the tolerance
+    rule), forward and backward. inputs: _inputs' (float64, ours, torch's);
+    names/outputs: of the op's arguments and outputs (the GRU's differ)."""
+    ensure_backend(backend)
+    a64, a, at = inputs
+    ref, ours, theirs = run("reference", a64), run(backend, a), run("torch", at)
+    for name, o, r, t in zip(outputs, ours, ref, theirs):
         assert o.dtype == dtype
         assert_close(o, r, t, name=f"{name} forward")
     gen = torch.Generator().manual_seed(1)
     grads64 = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in ref]
-    names = ("x_proj", "h0", "c0", "w_hh", "w_hr")
 
     def grads(outs, leaves, dt):
         live = [t for t in leaves if t is not None]

@@ -201,3 +201,37 @@ def test_bad_state_shapes_raise_like_torch(hx_shape, cx_shape):
         ours(x, hx)
     with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal to input_size"):
         ours(torch.randn(4, 3, I + 1))
+
+
+AUTOCAST_CASES = [("LSTM", {}), ("LSTM", dict(proj_size=3, num_layers=2)), ("LSTM", dict(bidirectional=True)),
+                  ("GRU", {}), ("RNN", dict(nonlinearity="relu")), ("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {})]
+
+
+@pytest.mark.parametrize("kind,extra", AUTOCAST_CASES,
+                         ids=[k + "".join(f"-{n}{v}" for n, v in e.items()) for k, e in AUTOCAST_CASES])
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_autocast_gives_torchs_dtypes_on_every_backend(kind, extra, backend):
+    """Under torch.autocast our modules return the dtypes torch's do (bf16 for
+    LSTM, RNN and RNNCell on the CPU; float32 for GRU, LSTMCell and GRUCell),
+    whichever backend runs, and stay close to torch's float64 module."""
+    torch.manual_seed(0)
+    theirs = getattr(torch.nn, kind)(I, H, **extra)
+    ours = getattr(bnn, kind)(I, H, **extra)
+    ours.load_state_dict(theirs.state_dict())
+    ref = getattr(torch.nn, kind)(I, H, **extra).double()
+    ref.load_state_dict(theirs.state_dict())
+    x = torch.randn(3, I) if "Cell" in kind else torch.randn(6, 3, I)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        t_out = theirs(x)
+        with bigkernels.use_backend(backend):
+            o_out = ours(x)
+    r_out = ref(x.double())
+
+    def flat(out):
+        return [t for item in (out if isinstance(out, tuple) else (out,))
+                for t in (item if isinstance(item, tuple) else (item,))]
+
+    o_flat, t_flat, r_flat = flat(o_out), flat(t_out), flat(r_out)
+    assert [t.dtype for t in o_flat] == [t.dtype for t in t_flat]
+    for i, (o, r, t) in enumerate(zip(o_flat, r_flat, t_flat)):
+        assert_close(o, r, t, name=f"output {i}")

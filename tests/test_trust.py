@@ -145,6 +145,8 @@ def test_bucket_rounds_shapes_and_keeps_flags():
     assert a != measure.bucket((torch.zeros(4, 1025), None, 5, 0.1), {})
     assert a != measure.bucket((torch.zeros(4, 1000), None, 6, 0.1), {})
     assert a != measure.bucket((torch.zeros(4, 1000, dtype=torch.float16), None, 5, 0.1), {})
+    assert measure.bucket(([1, 1], (3, 4)), {}) == ((1, 1), (3, 4))  # strides, paddings: exact, not rounded
+    assert measure.bucket(([1, 1],), {}) != measure.bucket(([2, 2],), {})
 
 
 def test_cache_writes_are_atomic_under_races(tmp_path, monkeypatch):

@@ -44,7 +44,8 @@ def wanted(device_type) -> bool:
 
 def bucket(args, kwargs):
     """The call's shape bucket: tensor dtypes and rounded shapes, plus the
-    non-float scalars (flags and codes pick different kernels; floats do not)."""
+    non-float scalars and lists of ints (flags, codes, strides pick different
+    kernels; floats do not)."""
     def one(a):
         if isinstance(a, torch.Tensor):
             # dimension order by stride: NCHW and channels_last are different kernels' cases
@@ -52,6 +53,8 @@ def bucket(args, kwargs):
             return (str(a.dtype).replace("torch.", ""), tuple(_bucket_dim(s) for s in a.shape), order)
         if isinstance(a, (bool, int, str)) or a is None:
             return a
+        if isinstance(a, (list, tuple)) and all(isinstance(v, int) for v in a):
+            return tuple(a)  # stride, padding, ...: different problems, not a size to round
         return "·"
 
     return tuple(one(a) for a in args) + tuple((k, one(v)) for k, v in sorted(kwargs.items()))

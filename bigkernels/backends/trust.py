@@ -42,9 +42,10 @@ def _first_tensor(args, kwargs):
     return None
 
 
-def call_key(impl, device_type, args, kwargs):
+def call_key(impl, device_type, args, kwargs, extra=None):
     """(op, backend, device, dtype, features) for a routed call, or None when
-    this call is not checked (backend, device, no floating tensor, no self-test)."""
+    this call is not checked (backend, device, no floating tensor, no self-test).
+    extra: features to override (an op's alternative code path, e.g. conv2d's)."""
     if impl.backend not in CHECKED_BACKENDS or device_type not in _STATE["devices"]:
         return None
     from ..testing.selftests import case_for_call
@@ -53,10 +54,12 @@ def call_key(impl, device_type, args, kwargs):
     case = case_for_call(impl.op, args, kwargs)
     if x is None or case is None:
         return None
+    if extra:
+        case = {**case, **extra}
     return (impl.op, impl.backend, str(x.device), x.dtype, tuple(sorted(case.items())))
 
 
-def check(impl, device_type, args, kwargs):
+def check(impl, device_type, args, kwargs, extra=None):
     """None if the kernel may serve this call, else why not (its self-test failed)."""
     # first what needs no call: the cpu and torch backends (every CPU call) are never checked
     if impl.backend not in CHECKED_BACKENDS or device_type not in _STATE["devices"] or _STATE["running"]:
@@ -64,7 +67,7 @@ def check(impl, device_type, args, kwargs):
     now_busy = busy()  # while tracing, only dict lookups below (no environment reads)
     if not now_busy and not enabled():
         return None
-    key = call_key(impl, device_type, args, kwargs)
+    key = call_key(impl, device_type, args, kwargs, extra)
     if key is None:
         return None
     if key in _DECISIONS:

@@ -16,3 +16,8 @@ class Case:
     # Checked once before timing: returns None if the implementations agree, else a message.
     validate: Optional[Callable[[], Optional[str]]] = None
     notes: dict = field(default_factory=dict)
+
+
+# Set by the runner from the command line (`--no-compile`): whether cases time
+# torch.compile beside eager (Inductor spends minutes per graph on 2 CPU cores).
+OPTIONS = {"compile": True}

@@ -1,7 +1,8 @@
 """GPU cases of the convolution family (issue 4): fp16 and bf16, NHWC
 (channels_last), per ResNet-50 layer shape at batch 32, conv + BN + ReLU in
 eval (BN folded, as our module does) and a training forward+backward:
-Conv2dBNAct (auto, and the cuda and triton backends forced) against cuDNN's
+Conv2dBNAct (auto; the cuda backend forced on each of its two paths, our
+fused kernels and cuDNN + our epilogue kernel; triton) against cuDNN's
 convolution followed by separate PyTorch pointwise ops (the same
 nn.Sequential) and against torch.compile of that Sequential, in one run. An
 implementation that cannot run a case (a backend missing from this build or
@@ -9,12 +10,14 @@ GPU) is left out of it and named in its notes.
 
 Written without a GPU to run it (none was lent to this project): the first
 GPU run is its first test; `python -m bigkernels gpu-check` runs it."""
+import contextlib
 import copy
 
 import torch
 from torch import nn
 
 from ..nn import Conv2dBNAct
+from ..ops.conv_path import use_conv_path
 from .case import Case
 
 BATCH = 32
@@ -32,13 +35,18 @@ LAYERS = [
 QUICK_LAYERS = ("r50.l1.3x3", "r50.l3.1x1")
 
 
-def _ours(seq, backend):
+# (implementation name, backend, conv path): auto measures the two paths per layer on first use
+OURS = (("bigkernels_auto", "auto", None), ("bigkernels_cuda_fused", "cuda", "fused"),
+        ("bigkernels_cuda_cudnn", "cuda", "cudnn"), ("bigkernels_triton", "triton", None))
+
+
+def _ours(seq, backend, path=None):
     import bigkernels
 
     module = Conv2dBNAct.from_modules(seq[0], seq[1], nn.ReLU())
 
     def fn(x):
-        with bigkernels.use_backend(backend):
+        with bigkernels.use_backend(backend), (use_conv_path(path) if path else contextlib.nullcontext()):
             return module(x)
 
     return module, fn
@@ -96,10 +104,10 @@ def cases(quick, device):
                     fns["torch.compile"] = torch.compile(copy.deepcopy(seq))
                 except Exception as exc:
                     notes["torch.compile"] = f"{type(exc).__name__}: {exc}"[:200]
-                for backend in ("auto", "cuda", "triton"):
-                    module, fn = _ours(copy.deepcopy(seq), backend)
+                for impl, backend, path in OURS:
+                    module, fn = _ours(copy.deepcopy(seq), backend, path)
                     module.train(train)
-                    fns[f"bigkernels_{backend}"] = fn
+                    fns[impl] = fn
                 kept = _working(fns, x, train, notes)
                 if "cudnn+pointwise" not in kept:
                     continue

@@ -9,6 +9,7 @@ import sys
 import torch
 
 from . import environment, families, report
+from .case import OPTIONS
 from .timer import median_seconds
 
 
@@ -69,8 +70,11 @@ def main(args):
           f"practical peak {peak:.0f} GFLOP/s (3x3 conv, 256 ch, channels_last)", flush=True)
     records = []
     failures = []
+    OPTIONS["compile"] = not getattr(args, "no_compile", False)
     for family, module in discover(args.family).items():
         cases = module.cases(args.quick, device)
+        if getattr(args, "case", None):
+            cases = [c for c in cases if any(text in c.name for text in args.case)]
         for case in _progress(cases, family):
             try:
                 recs = run_case(case, device, args.quick)

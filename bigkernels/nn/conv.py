@@ -1,5 +1,6 @@
 """Fused convolution modules: drop-ins for nn.Conv2d (+ activation) and for
-nn.Sequential(nn.Conv2d, nn.BatchNorm2d, activation).
+nn.Sequential(nn.Conv2d, nn.BatchNorm2d, activation); the Conv1d ones
+(nn/conv1d.py) share their code.
 
 Conv2dBNAct's state_dict maps one-to-one onto nn.Sequential(conv, bn, act):
     conv.weight, conv.bias            <->  0.weight, 0.bias
@@ -60,10 +61,10 @@ def _pad_input(conv, x):
     return F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode), 0
 
 
-class FusedConv2d(nn.Conv2d):
-    """nn.Conv2d + fused bias, residual and activation: forward(x, residual=None)
-    = act(conv2d(x) + bias + residual). Same constructor, parameters and
-    state_dict as nn.Conv2d, plus `activation` (ops.activation.ACTIVATIONS)."""
+class _FusedConv:
+    """The fused conv modules' shared part: act(conv(x) + bias + residual) through
+    the op named by `_op` (conv1d or conv2d) on the torch conv's own parameters."""
+    _op = "conv2d"
 
     def __init__(self, *args, activation="none", negative_slope=0.01, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,8 +73,9 @@ class FusedConv2d(nn.Conv2d):
 
     def forward(self, x, residual=None):
         x, padding = _pad_input(self, x)
-        return ops.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
-                          activation=self.activation, residual=residual, negative_slope=self.negative_slope)
+        return getattr(ops, self._op)(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
+                                      activation=self.activation, residual=residual,
+                                      negative_slope=self.negative_slope)
 
     def extra_repr(self):
         return super().extra_repr() + f", activation={self.activation}"
@@ -89,21 +91,28 @@ class FusedConv2d(nn.Conv2d):
         return m
 
 
+class FusedConv2d(_FusedConv, nn.Conv2d):
+    """nn.Conv2d + fused bias, residual and activation: forward(x, residual=None)
+    = act(conv2d(x) + bias + residual). Same constructor, parameters and
+    state_dict as nn.Conv2d, plus `activation` (ops.activation.ACTIVATIONS)."""
+
+
 class Conv2dBNAct(nn.Module):
     """act(BatchNorm2d(Conv2d(x)) + residual), fused. Training: batch
     statistics (the conv, then one fused BN + residual + activation pass,
     running statistics updated as torch does). Eval: BN folded into the conv's
     weight and bias (cached until a parameter or buffer changes), one fused
     convolution. `train()` again loses nothing: the folded copy is derived."""
+    _conv, _bn, _op = nn.Conv2d, nn.BatchNorm2d, "conv2d"
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=False, activation="relu", *, negative_slope=0.01, eps=1e-5, momentum=0.1, padding_mode="zeros",
                  device=None, dtype=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                              padding_mode, **kw)
-        self.bn = nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum, **kw)
+        self.conv = self._conv(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                               padding_mode, **kw)
+        self.bn = self._bn(out_channels, eps=eps, momentum=momentum, **kw)
         self.activation = acts.canonical(activation)
         self.negative_slope = float(negative_slope)
         self._folded = None  # (key, weight, bias)
@@ -137,14 +146,19 @@ class Conv2dBNAct(nn.Module):
         conv, bn = self.conv, self.bn
         x, padding = _pad_input(conv, x)
         args = (conv.stride, padding, conv.dilation, conv.groups)
+        op = getattr(ops, self._op)
         if bn.training or not bn.track_running_stats:
             stats = (bn.running_mean, bn.running_var) if bn.track_running_stats else (None, None)
-            return ops.conv2d_batch_norm_act(x, conv.weight, conv.bias, *args, *stats, bn.weight, bn.bias,
-                                             self._bn_momentum(), bn.eps, activation=self.activation,
-                                             residual=residual, negative_slope=self.negative_slope)
+            if self._op == "conv2d":  # batch statistics from the conv epilogue where the backend has one
+                return ops.conv2d_batch_norm_act(x, conv.weight, conv.bias, *args, *stats, bn.weight, bn.bias,
+                                                 self._bn_momentum(), bn.eps, activation=self.activation,
+                                                 residual=residual, negative_slope=self.negative_slope)
+            z = op(x, conv.weight, conv.bias, *args)
+            return ops.batch_norm_act(z, *stats, bn.weight, bn.bias, True, self._bn_momentum(), bn.eps,
+                                      activation=self.activation, residual=residual,
+                                      negative_slope=self.negative_slope)
         w, b = self.folded()
-        return ops.conv2d(x, w, b, *args, activation=self.activation, residual=residual,
-                          negative_slope=self.negative_slope)
+        return op(x, w, b, *args, activation=self.activation, residual=residual, negative_slope=self.negative_slope)
 
     # ------------------------------------------------------------ conversion
     @classmethod
@@ -165,7 +179,7 @@ class Conv2dBNAct(nn.Module):
         return m
 
     def to_sequential(self):
-        """nn.Sequential(nn.Conv2d, nn.BatchNorm2d, activation) with copies of this module's state."""
+        """nn.Sequential(conv, batch norm, activation) with copies of this module's state."""
         import copy
 
         seq = nn.Sequential(copy.deepcopy(self.conv), copy.deepcopy(self.bn),
@@ -201,16 +215,23 @@ def _fold(conv, bn):
     scale = gamma * invstd
     b = conv.bias.double() if conv.bias is not None else torch.zeros_like(invstd)
     bias = beta + (b - bn.running_mean.double()) * scale
-    return (w.double() * scale.view(-1, 1, 1, 1)).to(w.dtype), bias.to(w.dtype)
+    return (w.double() * scale.view(-1, *[1] * (w.dim() - 1))).to(w.dtype), bias.to(w.dtype)
 
 
 def from_modules(conv, bn=None, act=None):
-    """Conv2dBNAct (with bn) or FusedConv2d (without) holding copies of the
-    given torch modules' parameters and buffers."""
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
-    if bn is not None and not isinstance(bn, nn.BatchNorm2d):
-        raise TypeError(f"bn must be an nn.BatchNorm2d or None, got {type(bn).__name__}")
+    """Conv2dBNAct / Conv1dBNAct (with bn) or FusedConv2d / FusedConv1d
+    (without) holding copies of the given torch modules' parameters and buffers."""
+    from .conv1d import Conv1dBNAct, FusedConv1d
+
+    kinds = {nn.Conv2d: (nn.BatchNorm2d, FusedConv2d, Conv2dBNAct),
+             nn.Conv1d: (nn.BatchNorm1d, FusedConv1d, Conv1dBNAct)}
+    kind = next((k for k in kinds if isinstance(conv, k)), None)
+    if kind is None:
+        raise TypeError(f"conv must be an nn.Conv2d or nn.Conv1d, got {type(conv).__name__}")
+    bn_type, fused, with_bn = kinds[kind]
+    if bn is not None and not isinstance(bn, bn_type):
+        raise TypeError(f"bn must be an nn.{bn_type.__name__} (after an nn.{kind.__name__}) or None, "
+                        f"got {type(bn).__name__}")
     if bn is None:
-        return FusedConv2d.from_modules(conv, act)
-    return Conv2dBNAct.from_modules(conv, bn, act)
+        return fused.from_modules(conv, act)
+    return with_bn.from_modules(conv, bn, act)

@@ -6,11 +6,12 @@ from .attention_sdpa import scaled_dot_product_attention
 from .attention_varlen import attention_decode, attention_varlen
 from .batchnorm import batch_norm_act
 from .conv import conv2d
+from .conv1d import conv1d
 from .conv_stats import conv2d_batch_norm_act, conv2d_stats
 from .epilogue import bias_act
-from .gru import gru_cell, gru_layer
+from .gru import gru_bidir_layer, gru_cell, gru_layer
 from .layernorm_lstm import layernorm_lstm_layer
-from .lstm import lstm_cell, lstm_layer
+from .lstm import lstm_bidir_layer, lstm_cell, lstm_layer
 from .rnn import rnn_cell, rnn_layer
 from .rnn_stack import rnn_stack
 from .. import _native
@@ -20,6 +21,7 @@ _native.load()
 _router.refresh()
 
 __all__ = ["attention", "attention_decode", "attention_varlen", "batch_norm_act", "batchnorm", "bias_act",
-           "conv", "conv2d", "conv2d_batch_norm_act", "conv2d_stats", "conv_stats", "epilogue", "gru", "gru_cell", "gru_layer", "layernorm_lstm",
-           "layernorm_lstm_layer", "lstm", "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer",
-           "rnn_stack", "scaled_dot_product_attention"]
+           "conv", "conv1d", "conv2d", "conv2d_batch_norm_act", "conv2d_stats", "conv_stats", "epilogue", "gru",
+           "gru_bidir_layer", "gru_cell", "gru_layer", "layernorm_lstm", "layernorm_lstm_layer", "lstm",
+           "lstm_bidir_layer", "lstm_cell", "lstm_layer", "rnn", "rnn_cell", "rnn_layer", "rnn_stack",
+           "scaled_dot_product_attention"]

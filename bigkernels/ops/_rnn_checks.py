@@ -1,5 +1,7 @@
 """Argument checks shared by the recurrent ops (LSTM, GRU, RNN): errors name
 the user's argument."""
+import contextlib
+
 import torch
 
 from . import _checks
@@ -24,6 +26,33 @@ def tensors(named, optional=()):
     return _checks.common_dtype([t for t, _ in named], [n for _, n in named])
 
 
+# The recurrent modules torch runs in the autocast dtype (its autocast lists,
+# torch 2.13): on CUDA every layer (cuDNN's _cudnn_rnn) and every cell; on the
+# CPU LSTM (mkldnn_rnn_layer), RNN and RNNCell, while GRU, LSTMCell and GRUCell
+# give float32 there. Ours follow, whichever backend runs the call.
+_AUTOCAST_LOW = {
+    "cuda": {"LSTM", "GRU", "RNN_TANH", "RNN_RELU", "LSTMCell", "GRUCell", "RNNCell"},
+    "cpu": {"LSTM", "RNN_TANH", "RNN_RELU", "RNNCell"},
+}
+
+
+def autocast_dtype(kind, device_type, dtype):
+    """The dtype a call of `kind` (an rnn_stack mode or a cell name) runs in:
+    torch's autocast dtype where torch's own module would use it, else dtype."""
+    if kind in _AUTOCAST_LOW.get(device_type, ()) and torch.is_autocast_enabled(device_type) \
+            and dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return torch.get_autocast_dtype(device_type)
+    return dtype
+
+
+def autocast_off(device_type):
+    """Around a call already cast to its autocast_dtype: no op inside casts
+    again (an input GEMM in bf16 feeding a float32 cell, say)."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def flag(value, name):
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
@@ -33,6 +62,14 @@ def seq(x_proj, gates, name="x_proj"):
     if x_proj.dim() != 3 or x_proj.shape[2] % gates:
         raise ValueError(f"{name} must have shape [T, B, {gates}*hidden_size], got {list(x_proj.shape)}")
     return x_proj.shape[0], x_proj.shape[1], x_proj.shape[2] // gates
+
+
+def lead(named, lead):
+    """Stacked (bidirectional) ops: every tensor's leading dims must be `lead`."""
+    for t, name in named:
+        if t is not None and lead and tuple(t.shape[:len(lead)]) != tuple(lead):
+            raise ValueError(f"{name} must have a leading dimension of {lead[0]} (one slice per direction), "
+                             f"got shape {list(t.shape)}")
 
 
 def cast(dtype, *ts):

@@ -10,13 +10,17 @@ from ..composite import attention as composite
 from ..reference import attention as reference
 from . import _checks
 from ._library import call, define_native, op, register_autograd
+from .decode_append import append_to_cache
 
 _VARLEN = ("(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, "
            "int max_seqlen_k, bool causal, float scale) -> (Tensor, Tensor)")
 _VARLEN_BWD = ("(Tensor grad_out, Tensor? grad_lse, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
                "Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, int max_seqlen_k, bool causal, "
                "float scale) -> (Tensor, Tensor, Tensor)")
-_DECODE = "(Tensor q, Tensor k_cache, Tensor v_cache, Tensor seqused_k, float scale) -> Tensor"
+# The decode step appends k_new/v_new into the caches in place (mutated
+# arguments: torch.compile functionalises the op), then attends.
+_DECODE = ("(Tensor q, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor cache_seqlens, Tensor? k_new, Tensor? v_new, "
+           "float scale) -> Tensor")
 
 
 def _lse_dtype(q):
@@ -31,7 +35,7 @@ define_native("attention_varlen_backward", _VARLEN_BWD, lambda g, gl, q, k, v, *
     torch.empty_like(k, memory_format=torch.contiguous_format),
     torch.empty_like(v, memory_format=torch.contiguous_format)))
 define_native("attention_decode", _DECODE,
-              lambda q, k, v, s, scale: torch.empty_like(q, memory_format=torch.contiguous_format))
+              lambda q, k, v, lens, k_new, v_new, scale: torch.empty_like(q, memory_format=torch.contiguous_format))
 
 
 def _setup(ctx, inputs, output):
@@ -85,14 +89,18 @@ def _decode_mask(q, seqused, s_max):
     return (j < used) & (j <= t + used - sq)
 
 
+def _decode_composed(fn):
+    """The torch/reference backends: append, then the dense op under the decode mask."""
+    def run(q, kc, vc, lens, k_new, v_new, scale):
+        used = append_to_cache(kc, vc, lens, k_new, v_new)
+        return fn(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale, 0.0, 0, 0, False)[0]
+    return run
+
+
 register("attention_decode", "cpu", kernel="bigkernels::attention_decode")(
-    lambda q, kc, vc, used, scale: call("attention_decode", q, kc, vc, used, scale))
-register("attention_decode", "torch")(
-    lambda q, kc, vc, used, scale: composite.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
-                                                       0.0, 0, 0, False)[0])
-register("attention_decode", "reference")(
-    lambda q, kc, vc, used, scale: reference.attention(q, kc, vc, _decode_mask(q, used, kc.shape[2]), False, scale,
-                                                       0.0, 0, 0, False)[0])
+    lambda q, kc, vc, lens, kn, vn, scale: call("attention_decode", q, kc, vc, lens, kn, vn, scale))
+register("attention_decode", "torch")(_decode_composed(composite.attention))
+register("attention_decode", "reference")(_decode_composed(reference.attention))
 set_auto_order("attention_decode", "cpu", ("cpu", "torch"))
 
 if availability.triton_usable():
@@ -113,7 +121,7 @@ if availability.triton_usable():
         lambda q, k, v, cu_q, cu_k, mq, mk, causal, scale: call("attention_varlen_triton", q, k, v, cu_q, cu_k, mq, mk,
                                                                                         causal, scale)[0])
     register("attention_decode", "triton", supports=_decode_triton_supports)(
-        lambda q, kc, vc, used, scale: call("attention_decode_triton", q, kc, vc, used, scale))
+        lambda q, kc, vc, lens, kn, vn, scale: call("attention_decode_triton", q, kc, vc, lens, kn, vn, scale))
 
 
 def _check_cu(cu, name, total, device):
@@ -174,10 +182,11 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seql
 def attention_decode(q, k_cache, v_cache, cache_seqlens, *, k_new=None, v_new=None, scale=None):
     """Decoding step: q (B, Hq, Sq, D) new queries against a KV cache
     (B, Hkv, S_max, D) holding cache_seqlens[b] valid positions. k_new/v_new
-    (B, Hkv, Sn, D), if given, are first written into the caches in place at
-    positions cache_seqlens[b] .. + Sn (cache_seqlens itself is not changed).
+    (B, Hkv, Sn, D), if given, are written into the caches in place at
+    positions cache_seqlens[b] .. + Sn (cast to the caches' dtype;
+    cache_seqlens itself is not changed), and attended to with them.
     The new queries are the last Sq positions: causal, bottom-right.
-    Inference only (no autograd)."""
+    Runs in the caches' dtype. Inference only (no autograd)."""
     for t, name in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache")):
         _checks.tensor(t, name)
         if t.dim() != 4:
@@ -194,29 +203,31 @@ def attention_decode(q, k_cache, v_cache, cache_seqlens, *, k_new=None, v_new=No
     if not isinstance(cache_seqlens, torch.Tensor) or cache_seqlens.shape != (b,) or \
             cache_seqlens.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape ({b},)")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_cache, v_cache)):
-        raise ValueError("attention_decode is inference-only: call it under torch.no_grad()")
-    lens = cache_seqlens.to(device=q.device, dtype=torch.int64)
-    used = lens
     if (k_new is None) != (v_new is None):
         raise ValueError("k_new and v_new must be given together")
-    if k_new is not None:
-        for t, name in ((k_new, "k_new"), (v_new, "v_new")):
-            _checks.tensor(t, name)
-            if t.dim() != 4 or t.shape[:2] != (b, hkv) or t.shape[3] != d or t.shape != k_new.shape:
-                raise ValueError(f"{name} must be ({b}, {hkv}, Sn, {d}), got {list(t.shape)}")
-        n = k_new.shape[2]
-        used = lens + n
-        if int(used.max()) > s_max:
-            raise ValueError(f"cache_seqlens + {n} new positions exceed the cache length {s_max}")
-        idx = (lens.view(b, 1, 1, 1) + torch.arange(n, device=q.device).view(1, 1, n, 1)).expand(b, hkv, n, d)
-        k_cache.scatter_(2, idx, k_new.to(k_cache.dtype))
-        v_cache.scatter_(2, idx, v_new.to(v_cache.dtype))
-    elif int(used.max()) > s_max or int(used.min()) < 0:
-        raise ValueError(f"cache_seqlens must be in [0, {s_max}]")
-    dtype = _checks.common_dtype((q, k_cache, v_cache), ("q", "k_cache", "v_cache"))
-    return dispatch("attention_decode", q.device.type, q.to(dtype), k_cache.to(dtype), v_cache.to(dtype),
-                    used.contiguous(), _scale(scale, d))
+    news = () if k_new is None else ((k_new, "k_new"), (v_new, "v_new"))
+    for t, name in news:
+        _checks.tensor(t, name)
+        if t.dim() != 4 or t.shape[:2] != (b, hkv) or t.shape[3] != d or t.shape != k_new.shape:
+            raise ValueError(f"{name} must be ({b}, {hkv}, Sn, {d}), got {list(t.shape)}")
+        _checks.same_device(q, "q", t, name)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_cache, v_cache, k_new, v_new) if t is not None):
+        raise ValueError("attention_decode is inference-only: call it under torch.no_grad()")
+    if k_cache.dtype != v_cache.dtype:
+        raise TypeError(f"k_cache and v_cache must have one dtype, got {k_cache.dtype} and {v_cache.dtype}")
+    _checks.common_dtype((q, k_cache), ("q", "k_cache"))  # mixed dtypes only under autocast
+    lens = cache_seqlens.to(device=q.device, dtype=torch.int64).contiguous()
+    n = 0 if k_new is None else k_new.shape[2]
+    if not torch.compiler.is_compiling():  # value checks need the lengths on the host
+        if int(lens.min()) < 0:
+            raise ValueError("cache_seqlens must be >= 0")
+        if int(lens.max()) + n > s_max:
+            raise ValueError(f"cache_seqlens must be in [0, {s_max}]" if n == 0 else
+                             f"cache_seqlens + {n} new positions exceed the cache length {s_max}")
+    # The caches are written in place: the step runs in their dtype.
+    dtype = k_cache.dtype
+    return dispatch("attention_decode", q.device.type, _checks.cast(q, dtype), k_cache, v_cache, lens,
+                    _checks.cast(k_new, dtype), _checks.cast(v_new, dtype), _scale(scale, d))
 
 
 def _varlen_selftest_inputs(seed, causal=False, gqa=False):
@@ -246,7 +257,7 @@ def _decode_selftest_inputs(seed, gqa=False, new=False):
     k_cache, v_cache = randn64(gen, 2, hkv, 12, 16), randn64(gen, 2, hkv, 12, 16)
     lens = torch.tensor([5, 9], dtype=torch.int32)
     kwargs = {}
-    if new:  # 2 new positions written into (a copy of) the cache first
+    if new:  # 2 new positions appended into (a copy of) the cache by the op
         kwargs = {"k_new": randn64(gen, 2, hkv, 2, 16), "v_new": randn64(gen, 2, hkv, 2, 16)}
     return (q, k_cache, v_cache, lens), kwargs
 
@@ -261,7 +272,7 @@ register_selftest(
 register_selftest(
     "attention_decode", _attention_decode_nograd, inputs=_decode_selftest_inputs, dtypes=_DTYPES, backward=False,
     cases=[dict(gqa=False, new=False), dict(gqa=True, new=False), dict(gqa=True, new=True)],
-    # new keys were appended before the routed call: not a feature of it
-    features=lambda q, k, v, *_: dict(gqa=q.shape[1] != k.shape[1]))
+    # the append is part of the routed call (the cuda kernel stores the new rows)
+    features=lambda q, k, v, lens, k_new, *_: dict(gqa=q.shape[1] != k.shape[1], new=k_new is not None))
 
 from . import attention_varlen_cuda as _attention_varlen_cuda  # noqa: E402,F401  (the cuda and cuda_sim backends)

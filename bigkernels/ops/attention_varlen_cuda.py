@@ -1,7 +1,7 @@
 """The `cuda` backend (and its emulated twin `cuda_sim`) of attention_varlen
 and attention_decode: the dense op's CUDA kernels with per-sequence lengths
-(csrc/cuda/attention). The cache append of attention_decode happens before
-dispatch, on every backend alike."""
+(csrc/cuda/attention). The decode kernel does attention_decode's cache append
+itself (it stores the new rows into the caches in place)."""
 import torch
 
 from ..backends import register
@@ -31,7 +31,7 @@ def varlen_supports(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale):
     return reason
 
 
-def decode_supports(q, k_cache, v_cache, seqused, scale):
+def decode_supports(q, k_cache, v_cache, cache_seqlens, k_new, v_new, scale):
     reason = _tensor_core_reason(q)
     if reason is None and q.shape[0] > 65535:
         reason = "the cuda attention kernels take batch up to 65535"
@@ -43,7 +43,7 @@ def _varlen(name):
 
 
 def _decode(name):
-    return lambda q, kc, vc, used, scale: call(name, q, kc, vc, used, scale)
+    return lambda q, kc, vc, lens, kn, vn, scale: call(name, q, kc, vc, lens, kn, vn, scale)
 
 
 _register_varlen_autograd("attention_varlen_sim", "attention_varlen_backward_sim")

@@ -12,7 +12,7 @@ from ..backends import availability, dispatch, register, set_auto_order
 from ..composite import conv as composite
 from ..reference import conv as reference
 from ..testing.selftests import register_selftest
-from . import _checks
+from . import _checks, conv_path
 from . import activation as acts
 from ._library import call, define_native, op, register_autograd, wants_grad
 
@@ -54,13 +54,15 @@ def _fake_backward(grad_y, x, weight, saved, stride, padding, dilation, groups, 
 
 define_native("conv2d", _FWD, _fake_forward)
 define_native("conv2d_backward", _BWD, _fake_backward)
+define_native("conv2d_cudnn", _FWD, _fake_forward)  # the cuda backend's cudnn path (conv_path.py)
 
 
 def _needs_preact(activation, alpha):
     return not (activation in _Y_DERIVABLE or (activation == _LEAKY and alpha > 0))
 
 
-def _register_autograd(forward_name, backward_name):
+def _register_autograd(forward_name, backward_name, backward_fn=None):
+    """backward_fn: a composite in place of the op `backward_name` (same arguments and results)."""
     def setup_context(ctx, inputs, output):
         x, weight, bias, residual, stride, padding, dilation, groups, act, alpha, save_preact = inputs
         y, z = output
@@ -79,8 +81,8 @@ def _register_autograd(forward_name, backward_name):
                                "but a gradient is needed")
         need = ctx.needs_input_grad
         mask = [need[0], need[1], need[2] and ctx.has[0], need[3] and ctx.has[1]]
-        gx, gw, gb, gz = op(backward_name)(grad_y, x, weight, saved, stride, padding, dilation, groups, act,
-                                           alpha, mask)
+        gx, gw, gb, gz = (backward_fn or op(backward_name))(grad_y, x, weight, saved, stride, padding, dilation,
+                                                            groups, act, alpha, mask)
         gres = (grad_y if act == 0 else gz) if mask[3] else None
         return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, gres,
                 None, None, None, None, None, None, None)
@@ -91,10 +93,13 @@ def _register_autograd(forward_name, backward_name):
         raise RuntimeError("bigkernels.ops.conv2d: double backward is not supported; use the torch backend "
                            "(bigkernels.use_backend('torch')) for higher-order gradients")
 
-    register_autograd(backward_name, double_backward)
+    if backward_fn is None:
+        register_autograd(backward_name, double_backward)
 
 
 _register_autograd("conv2d", "conv2d_backward")
+_register_autograd("conv2d_cudnn", None, conv_path.cudnn_backward(""))
+_register_autograd("conv2d_cudnn_sim", None, conv_path.cudnn_backward("_sim"))
 
 
 def _call(name):
@@ -138,8 +143,11 @@ def _cuda_supports(x, weight, bias, residual, stride, padding, dilation, groups,
 
 register("conv2d", "cpu", kernel="bigkernels::conv2d", supports=_cpu_supports)(_call("conv2d"))
 _register_autograd("conv2d_sim", "conv2d_backward_sim")
-register("conv2d", "cuda", kernel="bigkernels::conv2d", supports=_cuda_supports)(_call("conv2d"))
-register("conv2d", "cuda_sim", kernel="bigkernels::conv2d_sim", supports=_cuda_supports)(_call("conv2d_sim"))
+# the fused kernels, or cuDNN + our epilogue where measured faster or where they cannot serve (conv_path.py)
+for _backend, _suffix in (("cuda", ""), ("cuda_sim", "_sim")):
+    _paths = {"fused": _call("conv2d" + _suffix), "cudnn": _call("conv2d_cudnn" + _suffix)}
+    register("conv2d", _backend, kernel=f"bigkernels::conv2d{_suffix}",
+             supports=conv_path.supports(_backend, _cuda_supports))(conv_path.routed(_backend, _cuda_supports, _paths))
 register("conv2d", "torch")(composite.conv2d)
 if availability.triton_installed():
     from ..triton import conv as _triton_conv  # noqa: F401  (defines the _triton ops)
@@ -278,7 +286,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 # serves a call only once this check passed for the call's kind. The kinds
 # are the CUDA kernels' code paths; the activation is a runtime switch inside
 # them (its formulas are bias_act's, checked there), so the check uses silu,
-# which also exercises the saved pre-activation.
+# which also exercises the saved pre-activation. `path` is the cuda backend's
+# path (conv_path.py): the fused kernels, or cuDNN + our epilogue kernel; each
+# is trusted on its own before it serves or is measured.
 _SELFTEST_GEOMETRY = {  # x shape, weight shape, stride, padding, dilation, groups
     "gemm": ((2, 16, 7, 6), (24, 16, 3, 3), 2, 1, 1, 1),     # implicit GEMM forward and backward
     "gemm_fwd": ((2, 16, 7, 6), (10, 16, 3, 3), 1, 1, 1, 1),  # K % 8 != 0: GEMM forward, torch backward
@@ -296,7 +306,7 @@ def _selftest_kind(x, weight, groups):
     return "other"
 
 
-def _selftest_inputs(seed, kind, bias, residual):
+def _selftest_inputs(seed, kind, bias, residual, path="fused"):
     xs, ws, stride, padding, dilation, groups = _SELFTEST_GEOMETRY[kind]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(xs, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
@@ -304,13 +314,22 @@ def _selftest_inputs(seed, kind, bias, residual):
     b = torch.randn(ws[0], generator=gen, dtype=torch.float64) if bias else None
     shape = [xs[0], ws[0]] + [out_size(xs[2 + i], ws[2 + i], stride, padding, dilation) for i in range(2)]
     r = torch.randn(shape, generator=gen, dtype=torch.float64) if residual else None
-    return (x, w, b, stride, padding, dilation, groups), {"activation": "silu", "residual": r}
+    return (x, w, b, stride, padding, dilation, groups), {"activation": "silu", "residual": r, "path": path}
+
+
+def _selftest_conv2d(*args, path, **kwargs):
+    with conv_path.use_conv_path(path):  # ignored by the other backends
+        return conv2d(*args, **kwargs)
 
 
 register_selftest(
-    "conv2d", conv2d, inputs=_selftest_inputs, dtypes=(torch.float32, torch.float16, torch.bfloat16),
-    cases=[dict(kind="gemm", bias=True, residual=True), dict(kind="depthwise", bias=True, residual=False),
-           dict(kind="gemm_fwd", bias=False, residual=False)],
+    "conv2d", _selftest_conv2d, inputs=_selftest_inputs, dtypes=(torch.float32, torch.float16, torch.bfloat16),
+    cases=[dict(kind="gemm", bias=True, residual=True, path="fused"),
+           dict(kind="depthwise", bias=True, residual=False, path="fused"),
+           dict(kind="gemm_fwd", bias=False, residual=False, path="fused"),
+           dict(kind="gemm", bias=True, residual=True, path="cudnn"),
+           dict(kind="other", bias=False, residual=True, path="cudnn")],
     # the case matching a routed call (x, weight, bias, residual, stride, padding, dilation, groups, act, alpha)
     features=lambda x, w, b, r, stride, padding, dilation, groups, *_: dict(
-        kind=_selftest_kind(x, w, groups), bias=b is not None, residual=r is not None))
+        kind=_selftest_kind(x, w, groups), bias=b is not None, residual=r is not None,
+        path=conv_path.first_path(_cuda_supports, (x, w, b, r, stride, padding, dilation, groups))))

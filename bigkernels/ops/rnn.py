@@ -67,14 +67,15 @@ def rnn_layer(x_proj, h0, w_hh, *, nonlinearity="tanh", reverse=False):
 
 def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
     named = [(x, "x"), (h, "h"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")]
-    dtype = rc.tensors(named, ("b_ih", "b_hh"))
+    dtype = rc.autocast_dtype("RNNCell", x.device.type, rc.tensors(named, ("b_ih", "b_hh")))
     batched = x.dim() == 2
     x2 = rc.cell_input(x, w_ih, 1)
     H = w_ih.shape[0]
     rc.shape(h, (x2.shape[0], H) if batched else (H,), "h", "[batch, hidden_size] like x")
     x2, h, w_ih, w_hh, b_ih, b_hh = rc.cast(dtype, x2, h, w_ih, w_hh, b_ih, b_hh)
-    h1 = dispatch("rnn_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh,
-                  nonlinearity)
+    with rc.autocast_off(x2.device.type):
+        h1 = dispatch("rnn_cell", x2.device.type, x2, h if batched else h.unsqueeze(0), w_ih, w_hh, b_ih, b_hh,
+                      nonlinearity)
     return h1 if batched else h1.squeeze(0)
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..backends import dispatch, register, set_auto_order
 from . import _checks
+from . import _rnn_checks as rc
 from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
@@ -42,21 +43,52 @@ def _layer(mode, inp, states, w, has_biases, reverse):
     return y, (h,)
 
 
+def _bidir(mode, inp, states, w, has_biases):
+    """Both directions of an LSTM or GRU layer as one lstm/gru_bidir_layer
+    call (one launch on CUDA). w: the two directions' weights. Their input
+    projections are one batched GEMM straight into the stacked layout."""
+    T, B, I = inp.shape
+    w_ih = torch.stack([w[0][0], w[1][0]])
+    a = inp.reshape(1, T * B, I).expand(2, T * B, I)
+    if has_biases:  # the LSTM folds b_hh in; the GRU's stays inside (r multiplies W_hn h + b_hn)
+        bias = torch.stack([wd[2] + wd[3] if mode == "LSTM" else wd[2] for wd in w]).unsqueeze(1)
+        x_proj = torch.baddbmm(bias, a, w_ih.transpose(1, 2))
+    else:
+        x_proj = torch.bmm(a, w_ih.transpose(1, 2))
+    x_proj = x_proj.view(2, T, B, -1)
+    w_hh = torch.stack([w[0][1], w[1][1]])
+    if mode == "GRU":
+        y, h = _gru.gru_bidir_layer(x_proj, states[0], w_hh, torch.stack([w[0][3], w[1][3]]) if has_biases else None)
+        st = (h,)
+    else:
+        w_hr = torch.stack([w[0][-1], w[1][-1]]) if len(w[0]) in (3, 5) else None
+        y, h, c = _lstm.lstm_bidir_layer(x_proj, states[0], states[1], w_hh, w_hr=w_hr)
+        st = (h, c)
+    return y.permute(1, 2, 0, 3).reshape(T, B, -1), st
+
+
 def layered(mode, x, states, weights, has_biases, num_layers, dropout, train, bidirectional, proj):
-    """bigkernels' implementation: one whole-layer op per layer and direction
-    (each routed again, so a forced backend reaches the layer kernels)."""
+    """bigkernels' implementation: one whole-layer op per layer and direction,
+    both directions of a bidirectional LSTM or GRU layer in one op (each routed
+    again, so a forced backend reaches the layer kernels)."""
     D = 2 if bidirectional else 1
     ws = _per_layer(weights, has_biases, proj)
     inp, finals = x, [[] for _ in states]
     for layer in range(num_layers):
-        ys = []
-        for d in range(D):
-            k = layer * D + d
-            y, st = _layer(mode, inp, [s[k] for s in states], ws[k], has_biases, d == 1)
-            ys.append(y)
+        if mode in ("LSTM", "GRU") and D == 2:
+            k = 2 * layer
+            inp, st = _bidir(mode, inp, [s[k:k + 2] for s in states], ws[k:k + 2], has_biases)
             for acc, s in zip(finals, st):
-                acc.append(s)
-        inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
+                acc += [s[0], s[1]]
+        else:
+            ys = []
+            for d in range(D):
+                k = layer * D + d
+                y, st = _layer(mode, inp, [s[k] for s in states], ws[k], has_biases, d == 1)
+                ys.append(y)
+                for acc, s in zip(finals, st):
+                    acc.append(s)
+            inp = ys[0] if D == 1 else torch.cat(ys, dim=2)
         # torch's native loop draws its masks with at::dropout in this same
         # order, so one torch.manual_seed reproduces them.
         if dropout > 0 and train and layer < num_layers - 1:
@@ -122,7 +154,21 @@ set_auto_order("rnn_stack", "cpu", _cpu_order)
 def rnn_stack(mode, x, states, weights, *, has_biases, num_layers, dropout, train, bidirectional, proj):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return dispatch("rnn_stack", x.device.type, mode, x, tuple(states), list(weights), has_biases, num_layers,
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        # the dtype torch's module gives under autocast, on every backend (autocast off inside)
+        dtype = rc.autocast_dtype(mode, device_type, x.dtype)
+        state_dtype = states[-1].dtype
+        x, states, weights = _checks.cast(x, dtype), [_checks.cast(s, dtype) for s in states], \
+            [_checks.cast(w, dtype) for w in weights]
+        with rc.autocast_off(device_type):
+            y, finals = dispatch("rnn_stack", device_type, mode, x, tuple(states), list(weights), has_biases,
+                                 num_layers, float(dropout), train, bidirectional, proj)
+        if mode == "LSTM" and proj and device_type == "cpu":
+            # torch's projected LSTM (its native loop: oneDNN has no projection) keeps c in the state's dtype
+            finals = (finals[0], _checks.cast(finals[1], state_dtype))
+        return y, finals
+    return dispatch("rnn_stack", device_type, mode, x, tuple(states), list(weights), has_biases, num_layers,
                     float(dropout), train, bidirectional, proj)
 
 

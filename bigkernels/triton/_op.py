@@ -4,6 +4,7 @@ On a GPU: `torch.library.triton_op`, so torch.compile sees the Triton kernels.
 Under TRITON_INTERPRET=1 (CPU tests) the interpreter runs kernels on real
 memory and cannot be traced with FakeTensors, so the op is an opaque
 `custom_op` with an explicit fake kernel; the op's behaviour is the same."""
+import functools
 import os
 
 import torch
@@ -14,13 +15,29 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def kernel_op(name: str, fake):
+def on_tensor_device(fn):
+    """Triton launches on the current CUDA device: make that the device of the
+    call's first tensor, so a cuda:1 call from a process whose current device
+    is cuda:0 runs there (compiled graphs carry Inductor's own guards)."""
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
+        if device is None or device.type != "cuda" or torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        with torch.cuda.device(device):
+            return fn(*args, **kwargs)
+
+    return guarded
+
+
+def kernel_op(name: str, fake, mutates_args=()):
     def deco(fn):
+        fn = on_tensor_device(fn)
         if interpreted():
-            defined = torch.library.custom_op(name, mutates_args=())(fn)
+            defined = torch.library.custom_op(name, mutates_args=mutates_args)(fn)
             defined.register_fake(fake)
             return defined
-        return triton_op(name, mutates_args=())(fn)
+        return triton_op(name, mutates_args=mutates_args)(fn)
 
     return deco
 

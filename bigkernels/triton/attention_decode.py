@@ -4,12 +4,16 @@ chunks, one program per (batch * head, chunk), so that batch 1 still fills
 the GPU; each writes its chunk's normalised output and log-sum-exp, and the
 chunks are merged with their softmax weights (torch, O(chunks * Sq * D)).
 Causal, bottom-right per sequence (the new queries are the last Sq of
-seqused_k[b] positions), as bigkernels.ops.attention_decode."""
+seqused_k[b] positions), as bigkernels.ops.attention_decode, whose cache
+append this op does first (the shared append_to_cache)."""
+from typing import Optional
+
 import torch
 import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ..ops.decode_append import append_to_cache
 from ._op import interpreted, kernel_op
 from .attention import LOG2E, _fwd_stage
 
@@ -57,9 +61,12 @@ def _chunks(skv_max, rows):
 
 
 @kernel_op("bigkernels::attention_decode_triton",
-           lambda q, k, v, used, scale: torch.empty_like(q, memory_format=torch.contiguous_format))
-def attention_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, seqused_k: torch.Tensor,
+           lambda q, k, v, lens, k_new, v_new, scale: torch.empty_like(q, memory_format=torch.contiguous_format),
+           mutates_args=("k_cache", "v_cache"))
+def attention_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                            cache_seqlens: torch.Tensor, k_new: Optional[torch.Tensor], v_new: Optional[torch.Tensor],
                             scale: float) -> torch.Tensor:
+    seqused_k = append_to_cache(k_cache, v_cache, cache_seqlens, k_new, v_new)
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k_cache, v_cache))
     b, hq, sq, d = q.shape
     hkv, s_max = k.shape[1], k.shape[2]

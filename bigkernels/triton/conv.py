@@ -29,7 +29,7 @@ def _conv_fwd_kernel(x_ptr, w_ptr, bias_ptr, res_ptr, y_ptr, z_ptr,
                      NB, H, W, P, Q, R, S, CG, KG, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, alpha,
                      sxn, sxc, sxh, sxw, swk, swc, swr, sws, syn, syc, syh, syw,
                      ACT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, SAVE_Z: tl.constexpr,
-                     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
     pid_m, pid_n, g = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_n = pid_n * BN + tl.arange(0, BN)
@@ -54,7 +54,7 @@ def _conv_fwd_kernel(x_ptr, w_ptr, bias_ptr, res_ptr, y_ptr, z_ptr,
                             other=0.0)
                 b = tl.load(w_ptr + kout[None, :] * swk + c[:, None] * swc + r * swr + s * sws,
                             mask=c_ok[:, None] & n_ok[None, :], other=0.0)
-                acc += tl.dot(a, b)
+                acc += tl.dot(a, b, input_precision=PREC)
     out_off = n_img.to(tl.int64)[:, None] * syn + kout[None, :] * syc + p[:, None] * syh + q[:, None] * syw
     mask = m_ok[:, None] & n_ok[None, :]
     if HAS_BIAS:
@@ -65,6 +65,14 @@ def _conv_fwd_kernel(x_ptr, w_ptr, bias_ptr, res_ptr, y_ptr, z_ptr,
         tl.store(z_ptr + out_off, acc.to(z_ptr.dtype.element_ty), mask=mask)
     acc = act_forward(acc, alpha, ACT)
     tl.store(y_ptr + out_off, acc.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+def _precision(x):
+    # fp32 follows torch's TF32 switch for convolutions, as cuDNN's conv does;
+    # fp16/bf16 ignore it ("tf32" is Triton's default)
+    if x.dtype == torch.float32 and not (x.is_cuda and torch.backends.cudnn.allow_tf32):
+        return "ieee"
+    return "tf32"
 
 
 def _out(x, weight, stride, padding, dilation):
@@ -104,7 +112,7 @@ def conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
         z if save_preact else y, nb, h, w, p, q, weight.shape[2], weight.shape[3], cg, kg, stride[0], stride[1],
         padding[0], padding[1], dilation[0], dilation[1], alpha, *x.stride(), *weight.stride(), *y.stride(),
         ACT=activation, HAS_BIAS=bias is not None, HAS_RES=residual is not None, SAVE_Z=save_preact,
-        BM=BM, BN=BN, BK=BK)
+        BM=BM, BN=BN, BK=BK, PREC=_precision(x))
     return y, z
 
 
@@ -154,7 +162,7 @@ def _aot_configs():
         for tag, act, has_bias, has_res, save_z in _VARIANTS:
             configs.append(dict(name=f"conv2d_fwd_{dt}_{tag}", kernel=_conv_fwd_kernel, signature=sig,
                                 constexprs=dict(ACT=_ACT[act], HAS_BIAS=has_bias, HAS_RES=has_res, SAVE_Z=save_z,
-                                                BM=BM, BN=BN, BK=BK),
+                                                BM=BM, BN=BN, BK=BK, PREC="tf32"),
                                 num_warps=4, num_stages=3, pinned=dt == "bf16" and tag == "relu_b"))
     return configs
 

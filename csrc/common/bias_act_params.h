@@ -17,6 +17,8 @@ struct BiasActParams {
   const void* bias = nullptr;      // [channels] or null
   const void* residual = nullptr;  // same layout as x, or null
   void* y = nullptr;               // forward output
+  void* z = nullptr;               // forward: also the pre-activation x + bias + residual, or null
+                                   // (CUDA kernel only: its one caller is the cuDNN conv path)
   const void* grad_y = nullptr;    // backward input
   void* grad_z = nullptr;          // backward output: dL/d(x + bias + residual)
   int64_t numel = 0;

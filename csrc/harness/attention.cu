@@ -4,7 +4,8 @@
 //  2. time: forward and backward TFLOP/s over a sweep (16k tokens in total,
 //     hidden 2048, bf16, head dims 64/128, causal and not; FLOPs as
 //     FlashAttention's benchmarks count them: 4 B H S^2 D forward, x2.5
-//     backward, halved when causal), and split-KV decode bandwidth.
+//     backward, halved when causal), and split-KV decode bandwidth (each step
+//     appending one token in the kernel; the cache row is checked).
 // Usage: harness_attention [--quick]
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -201,10 +202,28 @@ void time_decode(bool quick) {
       auto ws = bk::cuda::attention_decode_plan(pr.p);
       ws.o_partial = device_zeros<float>(size_t(ws.num_splits) * B * Hq * D);
       ws.lse_partial = device_zeros<float>(size_t(ws.num_splits) * B * Hq);
-      const float ms = median_ms([&] { BK_CHECK_CUDA(bk::cuda::attention_decode(pr.p, ws, true, nullptr)); });
+      // The step appends its token's key/value at position S - 1, in the kernel.
+      const std::vector<bf16> k_new = random_bf16(size_t(B) * Hkv * D, rng), v_new = random_bf16(k_new.size(), rng);
+      bk::cuda::AttentionCacheAppend ap;
+      ap.k_new = to_device(k_new);
+      ap.v_new = to_device(v_new);
+      set_dense_strides(ap.k_new_stride, Hkv, 1, D);
+      set_dense_strides(ap.v_new_stride, Hkv, 1, D);
+      ap.seqlen_new = 1;
+      ap.k_cache = const_cast<void*>(pr.p.k);
+      ap.v_cache = const_cast<void*>(pr.p.v);
+      const float ms = median_ms([&] { BK_CHECK_CUDA(bk::cuda::attention_decode(pr.p, ws, true, nullptr, ap)); });
+      bool appended = true;  // the cache's last row of every (b, kv head) is the new key
+      for (int64_t bh = 0; bh < B * Hkv; ++bh) {
+        const auto row = to_host(static_cast<const bf16*>(pr.p.k) + (bh * S + S - 1) * D, size_t(D));
+        appended = appended && std::memcmp(row.data(), k_new.data() + bh * D, D * sizeof(bf16)) == 0;
+      }
       const double bytes = 2.0 * B * Hkv * S * D * sizeof(bf16);
-      std::printf("decode bf16 B=%lld Hq=%d Hkv=%d D=%d cache=%lld splits=%d: %.3f ms %.0f GB/s (K+V reads)\n",
-                  (long long)B, int(Hq), int(Hkv), int(D), (long long)S, ws.num_splits, ms, bytes / ms * 1e-6);
+      std::printf("decode bf16 B=%lld Hq=%d Hkv=%d D=%d cache=%lld splits=%d: %.3f ms %.0f GB/s (K+V reads), "
+                  "append %s\n", (long long)B, int(Hq), int(Hkv), int(D), (long long)S, ws.num_splits, ms,
+                  bytes / ms * 1e-6, appended ? "ok" : "WRONG");
+      cudaFree(const_cast<void*>(ap.k_new));
+      cudaFree(const_cast<void*>(ap.v_new));
       cudaFree(ws.o_partial);
       cudaFree(ws.lse_partial);
       cudaFree(const_cast<int64_t*>(pr.p.seqused_k));

@@ -1,7 +1,9 @@
 // Harness: lstm_layer forward, fp32 (persistent FMA and per-step) and bf16
-// (persistent on tensor cores, persistent FMA, per-step), against a host loop
+// (persistent on tensor cores, persistent FMA, per-step on tensor cores), against a host loop
 // of the same recurrence (double); prints the max error and the time per
-// sequence. Usage: harness_lstm_layer [T B H]   (default 100 16 512)
+// sequence. Then a bidirectional layer per path: both directions in one launch
+// (lstm_forward_bidir) against the two single-direction launches, equal bit for
+// bit, with both times. Usage: harness_lstm_layer [T B H]   (default 100 16 512)
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
     for (auto path :
          {bk::cuda::LstmPath::Persistent, bk::cuda::LstmPath::PersistentFma, bk::cuda::LstmPath::PerStep}) {
       const bk::cuda::LstmPlan plan = bk::cuda::lstm_plan(p, work.storage, false, path);
-      const char* name = path == bk::cuda::LstmPath::PerStep ? "per-step"
+      const char* name = path == bk::cuda::LstmPath::PerStep ? (plan.mma ? "per-step-mma" : "per-step")
                          : path == bk::cuda::LstmPath::PersistentFma ? "persistent-fma"
                          : plan.mma ? "persistent-mma" : "persistent";
       if (path != bk::cuda::LstmPath::PerStep && !plan.persistent) {
@@ -91,11 +93,54 @@ int main(int argc, char** argv) {
       failures += max_err < tol ? 0 : 1;
     }
   };
+  // A reverse direction beside p (same inputs, its own outputs): one launch for both vs two launches.
+  auto run_bidir = [&](const char* dtype) {
+    const size_t ybytes = size_t(T * B * H) * (work.storage == bk::DType::F32 ? 4 : 2);
+    bk::LstmParams d[2] = {p, p};
+    bk::cuda::LstmCudaWork wd[2] = {work, work};
+    d[1].reverse = true;
+    void *y1 = nullptr, *h1 = nullptr, *c1 = nullptr;
+    BK_CHECK_CUDA(cudaMalloc(&y1, ybytes));
+    BK_CHECK_CUDA(cudaMalloc(&h1, 2 * B * H * sizeof(float)));
+    BK_CHECK_CUDA(cudaMalloc(&c1, B * H * sizeof(float)));
+    d[1].y = y1;
+    wd[1].hbuf = static_cast<float*>(h1);
+    wd[1].cstate = static_cast<float*>(c1);
+    auto read = [&](int k) {
+      std::vector<char> out(ybytes);
+      BK_CHECK_CUDA(cudaMemcpy(out.data(), d[k].y, ybytes, cudaMemcpyDeviceToHost));
+      return out;
+    };
+    for (auto path : {bk::cuda::LstmPath::Auto, bk::cuda::LstmPath::PerStep}) {
+      const bk::cuda::LstmPlan plan = bk::cuda::lstm_plan(p, work.storage, false, path, 2);
+      auto two = [&] {
+        BK_CHECK_CUDA(bk::cuda::lstm_forward(d[0], wd[0], path, nullptr));
+        BK_CHECK_CUDA(bk::cuda::lstm_forward(d[1], wd[1], path, nullptr));
+      };
+      two();
+      BK_CHECK_CUDA(cudaDeviceSynchronize());
+      const std::vector<char> a0 = read(0), a1 = read(1);
+      BK_CHECK_CUDA(bk::cuda::lstm_forward_bidir(d, wd, path, nullptr));
+      BK_CHECK_CUDA(cudaDeviceSynchronize());
+      const bool same = read(0) == a0 && read(1) == a1;
+      const float ms1 = median_ms([&] { BK_CHECK_CUDA(bk::cuda::lstm_forward_bidir(d, wd, path, nullptr)); });
+      const float ms2 = median_ms(two);
+      const char* how = !plan.persistent ? "per-step"
+                        : plan.dirs == 2 ? "persistent, both directions at once" : "persistent, one after the other";
+      std::printf("lstm bidirectional %s %s: %s, one launch %.3f ms, two launches %.3f ms, bit-equal %s\n", dtype,
+                  path == bk::cuda::LstmPath::PerStep ? "per-step" : "auto", how, ms1, ms2, same ? "yes" : "NO");
+      failures += same ? 0 : 1;
+    }
+    BK_CHECK_CUDA(cudaFree(y1));
+    BK_CHECK_CUDA(cudaFree(h1));
+    BK_CHECK_CUDA(cudaFree(c1));
+  };
   run_paths("fp32", 1e-4, [&] {
     std::vector<float> got(T * B * H);
     BK_CHECK_CUDA(cudaMemcpy(got.data(), y, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
     return got;
   });
+  run_bidir("fp32");
 
   // bf16 storage: the same data rounded; the recurrence stays fp32 (tolerance: bf16's 8 bits over T steps).
   std::vector<__nv_bfloat16> xp16(xp.size()), w16(w.size());
@@ -114,5 +159,6 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < raw.size(); ++k) got[k] = __bfloat162float(raw[k]);
     return got;
   });
+  run_bidir("bf16");
   return failures;
 }

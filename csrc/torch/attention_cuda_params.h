@@ -3,12 +3,15 @@
 // mask broadcast as a view (additive masks as float32), fp32 lse.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/add.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
+#include <array>
 #include <cstdint>
 
+#include "cuda/attention/attention.h"
 #include "torch/attention_params.h"
 
 namespace bk {
@@ -225,16 +228,49 @@ inline void add_varlen_backward(VarlenArgs& a, const at::Tensor& grad_out, const
   a.delta = at::empty(a.lse.sizes(), f32);
 }
 
-// ---- decode: q (B, Hq, Sq, D) against the first seqused_k[b] keys of the caches ----
+// ---- decode: q (B, Hq, Sq, D) against the first cache_seqlens[b] (+ Sn new) keys of the caches ----
 
-inline AttentionForwardArgs make_decode(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                        const at::Tensor& seqused_k, double scale) {
-  TORCH_CHECK(seqused_k.scalar_type() == at::kLong && seqused_k.dim() == 1 && seqused_k.numel() == q.size(0),
-              "bigkernels: seqused_k must be int64 (B,)");
-  auto a = make_attention_forward(q, k_cache, v_cache, std::nullopt, /*causal=*/true, scale, 0.0, 0, 0);
-  a.seqused = seqused_k.contiguous();
-  a.p.seqused_k = a.seqused.data_ptr<int64_t>();
+struct DecodeArgs {
+  AttentionForwardArgs f;  // f.seqused = cache_seqlens + Sn: the kernel's key counts
+  at::Tensor k_new, v_new;
+  cuda::AttentionCacheAppend append;
+};
+
+// The kernel writes the new rows into f.k/f.v: the caches themselves, or
+// copies when their layout needed one (finish_decode copies those back).
+inline DecodeArgs make_decode(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                              const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
+                              const std::optional<at::Tensor>& v_new, double scale) {
+  const int64_t sn = check_decode_args(q, cache_seqlens, k_new, v_new);
+  DecodeArgs a;
+  a.f = make_attention_forward(q, k_cache, v_cache, std::nullopt, /*causal=*/true, scale, 0.0, 0, 0);
+  if (k_new.has_value()) {
+    const std::array<int64_t, 4> want{k_cache.size(0), k_cache.size(1), sn, k_cache.size(3)};
+    TORCH_CHECK(k_new->dim() == 4 && k_new->sizes() == at::IntArrayRef(want) && v_new->sizes() == at::IntArrayRef(want),
+                "bigkernels: k_new and v_new must be (B, Hkv, Sn, D) of the caches, got ", k_new->sizes(), " and ",
+                v_new->sizes());
+    TORCH_CHECK(k_new->scalar_type() == k_cache.scalar_type() && v_new->scalar_type() == k_cache.scalar_type(),
+                "bigkernels: k_new and v_new must have the caches' dtype (", k_cache.scalar_type(), ")");
+    a.k_new = tensor_core_operand(*k_new);
+    a.v_new = tensor_core_operand(*v_new);
+    a.append.k_new = a.k_new.data_ptr();
+    a.append.v_new = a.v_new.data_ptr();
+    set_strides(a.append.k_new_stride, a.k_new);
+    set_strides(a.append.v_new_stride, a.v_new);
+    a.append.seqlen_new = sn;
+    a.append.k_cache = a.f.k.data_ptr();
+    a.append.v_cache = a.f.v.data_ptr();
+  }
+  a.f.seqused = at::add(cache_seqlens.to(at::kLong), sn).contiguous();
+  a.f.p.seqused_k = a.f.seqused.data_ptr<int64_t>();
   return a;
+}
+
+// After the kernel: caches that were copied for the kernel get the copies' rows.
+inline void finish_decode(const DecodeArgs& a, const at::Tensor& k_cache, const at::Tensor& v_cache) {
+  if (a.append.seqlen_new == 0) return;
+  if (!a.f.k.is_same(k_cache)) k_cache.copy_(a.f.k);
+  if (!a.f.v.is_same(v_cache)) v_cache.copy_(a.f.v);
 }
 
 }  // namespace glue

@@ -75,6 +75,16 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
   return p;
 }
 
+// The decode op's lengths and optional new rows (every backend's glue); returns Sn.
+inline int64_t check_decode_args(const at::Tensor& q, const at::Tensor& cache_seqlens,
+                                 const std::optional<at::Tensor>& k_new, const std::optional<at::Tensor>& v_new) {
+  TORCH_CHECK((cache_seqlens.scalar_type() == at::kLong || cache_seqlens.scalar_type() == at::kInt) &&
+                  cache_seqlens.dim() == 1 && cache_seqlens.numel() == q.size(0),
+              "bigkernels: cache_seqlens must be int32/int64 (B,)");
+  TORCH_CHECK(k_new.has_value() == v_new.has_value(), "bigkernels: k_new and v_new must be given together");
+  return k_new.has_value() ? k_new->size(2) : 0;
+}
+
 inline void set_dropout(AttentionParams& p, double dropout_p, int64_t seed, int64_t offset) {
   TORCH_CHECK(seed >= 0 && offset >= 0, "bigkernels: dropout seed and offset must be non-negative");
   p.dropout_p = dropout_p;

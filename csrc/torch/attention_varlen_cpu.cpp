@@ -1,6 +1,7 @@
 // CPU implementations of the packed-sequence (varlen) and KV-cache (decode)
 // attention ops (schemas: bigkernels/ops/attention_varlen.py). Same kernels
 // as the dense op, with per-sequence lengths in the params.
+#include <ATen/ops/add.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -104,18 +105,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_varlen_backward_cpu(
   return {dq.to(t), dk.to(t), dv.to(t)};
 }
 
-// Decode: q (B, Hq, Sq, D) against the first seqused_k[b] keys of the caches,
-// causal bottom-right (the new queries are the last Sq positions).
-at::Tensor attention_decode_cpu(const at::Tensor& q_in, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                const at::Tensor& seqused_k, double scale) {
+// The append of a decode step: k_new/v_new (B, Hkv, Sn, D) into the caches at
+// positions cache_seqlens[b] .. + Sn (the same scatter as the Python
+// backends' append_to_cache; the op's CPU key is this C++ glue).
+void append_to_cache(const at::Tensor& cache, const at::Tensor& fresh, const int64_t* lens, const char* name) {
+  TORCH_CHECK(fresh.dim() == 4 && fresh.size(0) == cache.size(0) && fresh.size(1) == cache.size(1) &&
+                  fresh.size(3) == cache.size(3) && fresh.scalar_type() == cache.scalar_type(),
+              "bigkernels: ", name, " must be (B, Hkv, Sn, D) of the caches in their dtype, got ", fresh.sizes(), " ",
+              fresh.scalar_type());
+  const int64_t sn = fresh.size(2);
+  for (int64_t b = 0; b < cache.size(0); ++b) {
+    TORCH_CHECK(lens[b] >= 0 && lens[b] + sn <= cache.size(2), "bigkernels: cache_seqlens + ", sn,
+                " new positions exceed the cache length ", cache.size(2));
+    cache.select(0, b).narrow(1, lens[b], sn).copy_(fresh.select(0, b));
+  }
+}
+
+// Decode: q (B, Hq, Sq, D) against the first cache_seqlens[b] (+ Sn appended)
+// keys of the caches, causal bottom-right (the new queries are the last Sq positions).
+at::Tensor attention_decode_cpu(const at::Tensor& q_in, at::Tensor& k_cache, at::Tensor& v_cache,
+                                const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
+                                const std::optional<at::Tensor>& v_new, double scale) {
+  const int64_t sn = bk::glue::check_decode_args(q_in, cache_seqlens, k_new, v_new);
+  const at::Tensor seqused = cache_seqlens.to(at::kLong).contiguous();
+  if (k_new.has_value()) {
+    append_to_cache(k_cache, *k_new, seqused.data_ptr<int64_t>(), "k_new");
+    append_to_cache(v_cache, *v_new, seqused.data_ptr<int64_t>(), "v_new");
+  }
+  const at::Tensor used = at::add(seqused, sn);
   const auto compute = bk::glue::attention_compute_type(q_in);
   at::Tensor q = bk::glue::attention_operand(q_in, compute, "q");
   at::Tensor k = bk::glue::attention_operand(k_cache, compute, "k_cache");
   at::Tensor v = bk::glue::attention_operand(v_cache, compute, "v_cache");
-  TORCH_CHECK(seqused_k.scalar_type() == at::kLong && seqused_k.is_contiguous() && seqused_k.numel() == q.size(0),
-              "bigkernels: seqused_k must be contiguous int64 (B,)");
   auto p = bk::glue::make_attention_params(q, k, v, std::nullopt, /*causal=*/true, scale);
-  p.seqused_k = seqused_k.data_ptr<int64_t>();
+  p.seqused_k = used.data_ptr<int64_t>();
   at::Tensor o = at::empty(q.sizes(), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
   p.o = o.data_ptr();

@@ -46,22 +46,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_varlen_backward_cuda(
   return {a.dq, a.dk, a.dv};
 }
 
-at::Tensor attention_decode_cuda(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                 const at::Tensor& seqused_k, double scale) {
+at::Tensor attention_decode_cuda(const at::Tensor& q, at::Tensor& k_cache, at::Tensor& v_cache,
+                                 const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
+                                 const std::optional<at::Tensor>& v_new, double scale) {
   c10::cuda::CUDAGuard guard(q.device());
-  auto a = bk::glue::make_decode(q, k_cache, v_cache, seqused_k, scale);
-  const char* why = bk::cuda::attention_decode_unsupported(a.p);
+  auto a = bk::glue::make_decode(q, k_cache, v_cache, cache_seqlens, k_new, v_new, scale);
+  const char* why = bk::cuda::attention_decode_unsupported(a.f.p);
   TORCH_CHECK(why == nullptr, "bigkernels: attention_decode (cuda): ", why ? why : "");
-  auto ws = bk::cuda::attention_decode_plan(a.p);
+  auto ws = bk::cuda::attention_decode_plan(a.f.p);
+  const at::Tensor& fq = a.f.q;
   at::Tensor o_partial, lse_partial;
   if (ws.num_splits > 1) {
-    o_partial = at::empty({ws.num_splits, a.q.size(0), a.q.size(1), a.q.size(2), a.q.size(3)}, a.lse.options());
-    lse_partial = at::empty({ws.num_splits, a.q.size(0), a.q.size(1), a.q.size(2)}, a.lse.options());
+    o_partial = at::empty({ws.num_splits, fq.size(0), fq.size(1), fq.size(2), fq.size(3)}, a.f.lse.options());
+    lse_partial = at::empty({ws.num_splits, fq.size(0), fq.size(1), fq.size(2)}, a.f.lse.options());
     ws.o_partial = o_partial.data_ptr<float>();
     ws.lse_partial = lse_partial.data_ptr<float>();
   }
-  check(bk::cuda::attention_decode(a.p, ws, a.q.scalar_type() == at::kBFloat16, stream_of(q)), "attention_decode");
-  return a.o;
+  check(bk::cuda::attention_decode(a.f.p, ws, fq.scalar_type() == at::kBFloat16, stream_of(q), a.append),
+        "attention_decode");
+  bk::glue::finish_decode(a, k_cache, v_cache);
+  return a.f.o;
 }
 
 }  // namespace

@@ -75,9 +75,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_layer_backward_cp
   return {dxp.to(out_type), dh0.to(out_type), dw.to(out_type), db.to(out_type)};
 }
 
+// Both directions of a bidirectional layer (stacked on a leading dim of 2):
+// the one-direction kernel per direction, outputs stacked.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_bidir_layer_cpu(const at::Tensor& x_proj, const at::Tensor& h0,
+                                                                   const at::Tensor& w_hh,
+                                                                   const std::optional<at::Tensor>& b_hh, bool train) {
+  using bk::glue::dir_of;
+  return bk::glue::stack_dirs(gru_layer_cpu(x_proj[0], h0[0], w_hh[0], dir_of(b_hh, 0), false, train),
+                              gru_layer_cpu(x_proj[1], h0[1], w_hh[1], dir_of(b_hh, 1), true, train));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_bidir_layer_backward_cpu(
+    const at::Tensor& grad_y, const at::Tensor& grad_hT, const at::Tensor& h0, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& b_hh, const at::Tensor& y, const at::Tensor& ws) {
+  using bk::glue::dir_of;
+  return bk::glue::stack_dirs(
+      gru_layer_backward_cpu(grad_y[0], grad_hT[0], h0[0], w_hh[0], dir_of(b_hh, 0), y[0], ws[0], false),
+      gru_layer_backward_cpu(grad_y[1], grad_hT[1], h0[1], w_hh[1], dir_of(b_hh, 1), y[1], ws[1], true));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bigkernels, CPU, m) {
+  m.impl("gru_bidir_layer", &gru_bidir_layer_cpu);
+  m.impl("gru_bidir_layer_backward", &gru_bidir_layer_backward_cpu);
   m.impl("gru_layer", &gru_layer_cpu);
   m.impl("gru_layer_backward", &gru_layer_backward_cpu);
 }

@@ -44,9 +44,43 @@ LstmTensors5 lstm_layer_backward_cuda(const at::Tensor& grad_y, const at::Tensor
   return call.outputs();
 }
 
+// Both directions of a bidirectional layer in one launch where they fit (lstm_plan).
+LstmTensors5 lstm_bidir_layer_cuda(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0,
+                                   const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, bool train) {
+  c10::cuda::CUDAGuard guard(x_proj.device());
+  bk::glue::LstmBidirForwardCall call(x_proj, h0, c0, w_hh, w_hr, train);
+  bind_device(call.dirs);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x_proj.device().index()).stream();
+  check_launch(call.dirs.launch([&](const bk::LstmParams* p, const bk::cuda::LstmCudaWork* w) {
+                 return bk::cuda::lstm_forward_bidir(p, w, bk::glue::lstm_forced_path(), stream);
+               }),
+               "lstm_bidir_layer");
+  return call.outputs();
+}
+
+LstmTensors5 lstm_bidir_layer_backward_cuda(const at::Tensor& grad_y, const at::Tensor& grad_hT,
+                                            const at::Tensor& grad_cT, const at::Tensor& h0, const at::Tensor& c0,
+                                            const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
+                                            const at::Tensor& y, const at::Tensor& gates, const at::Tensor& cs) {
+  c10::cuda::CUDAGuard guard(grad_y.device());
+  bk::glue::BidirCall<bk::glue::LstmBackwardCall> call([&](int64_t d) {
+    return bk::glue::LstmBackwardCall(grad_y[d], grad_hT[d], grad_cT[d], h0[d], c0[d], w_hh[d],
+                                      bk::glue::dir_of(w_hr, d), y[d], gates[d], cs[d], d == 1);
+  });
+  bind_device(call);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(grad_y.device().index()).stream();
+  check_launch(call.launch([&](const bk::LstmParams* p, const bk::cuda::LstmCudaWork* w) {
+                 return bk::cuda::lstm_backward_bidir(p, w, bk::glue::lstm_forced_path(), stream);
+               }),
+               "lstm_bidir_layer_backward");
+  return bk::glue::stack_dirs(call.d0.outputs(), call.d1.outputs());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bigkernels, CUDA, m) {
   m.impl("lstm_layer", &lstm_layer_cuda);
   m.impl("lstm_layer_backward", &lstm_layer_backward_cuda);
+  m.impl("lstm_bidir_layer", &lstm_bidir_layer_cuda);
+  m.impl("lstm_bidir_layer_backward", &lstm_bidir_layer_backward_cuda);
 }

@@ -16,10 +16,12 @@
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/lstm/lstm_cuda.h"
@@ -71,17 +73,20 @@ struct LstmForwardCall {
   at::Tensor h0f, c0f, y, gates, cs, hbuf, cstate;
   at::ScalarType out_type;
 
+  // into: {y, gates, cs} to write (slices of a bidirectional call's stacked
+  // outputs); undefined ones are allocated here.
   LstmForwardCall(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
-                  const std::optional<at::Tensor>& w_hr, bool reverse, bool train) {
+                  const std::optional<at::Tensor>& w_hr, bool reverse, bool train,
+                  const std::array<at::Tensor, 3>& into = {}) {
     p = make_lstm_params(x_proj, h0, c0, w_hh, w_hr, reverse);
     w.storage = lstm_storage(x_proj);
     out_type = x_proj.scalar_type();
     const auto o32 = x_proj.options().dtype(at::kFloat);
     h0f = f32(h0);
     c0f = f32(c0);
-    y = at::empty({p.T, p.B, p.P}, x_proj.options());
-    gates = at::empty({train ? p.T : 0, p.B, 4 * p.H}, o32);
-    cs = at::empty({train ? p.T : 0, p.B, p.H}, o32);
+    y = into[0].defined() ? into[0] : at::empty({p.T, p.B, p.P}, x_proj.options());
+    gates = into[1].defined() ? into[1] : at::empty({train ? p.T : 0, p.B, 4 * p.H}, o32);
+    cs = into[2].defined() ? into[2] : at::empty({train ? p.T : 0, p.B, p.H}, o32);
     hbuf = at::empty({2, p.B, p.P}, o32);
     cstate = at::empty({p.B, p.H}, o32);
     bindings = {{x_proj.contiguous(), false, slot(&p.x_proj)},
@@ -168,6 +173,56 @@ struct LstmBackwardCall {
       dwr = at::mm(dh_all.reshape({T * B, P}).t(), m.reshape({T * B, H}));
     }
     return {dz.to(out_type), dh0.to(out_type), dc.to(out_type), dw.to(out_type), dwr.to(out_type)};
+  }
+};
+
+// Both directions of a bidirectional layer (inputs stacked on a leading dim
+// of 2: [0] forward, [1] reverse) as two one-direction calls of this glue
+// (One: LstmForwardCall, GruBackwardCall, ...), built in place by make(d)
+// (guaranteed copy elision: their bindings point into them), for the
+// *_bidir host entry points.
+template <typename One>
+struct BidirCall {
+  One d0, d1;
+  std::vector<Binding> bindings;
+
+  template <typename Make>
+  explicit BidirCall(Make make) : d0(make(0)), d1(make(1)) {
+    bindings = d0.bindings;
+    bindings.insert(bindings.end(), d1.bindings.begin(), d1.bindings.end());
+  }
+
+  // run(const Params p[2], const Work w[2]), after the bindings are bound.
+  template <typename Launch>
+  cudaError_t launch(Launch run) const {
+    using P = std::remove_const_t<decltype(d0.p)>;
+    using W = std::remove_const_t<decltype(d0.w)>;
+    const P p[2] = {d0.p, d1.p};
+    const W w[2] = {d0.w, d1.w};
+    return run(p, w);
+  }
+};
+
+// The LSTM forward: y and the saved gates/cells are allocated stacked and
+// each direction writes its slice (no copy afterwards).
+struct LstmBidirForwardCall {
+  at::Tensor y, gates, cs;
+  BidirCall<LstmForwardCall> dirs;
+
+  LstmBidirForwardCall(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                       const std::optional<at::Tensor>& w_hr, bool train)
+      : y(at::empty({2, x_proj.size(1), x_proj.size(2), h0.size(2)}, x_proj.options())),
+        gates(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), x_proj.size(3)},
+                        x_proj.options().dtype(at::kFloat))),
+        cs(at::empty({2, train ? x_proj.size(1) : 0, x_proj.size(2), c0.size(2)}, x_proj.options().dtype(at::kFloat))),
+        dirs([&](int64_t d) {
+          return LstmForwardCall(x_proj[d], h0[d], c0[d], w_hh[d], dir_of(w_hr, d), d == 1, train,
+                                 {y[d], gates[d], cs[d]});
+        }) {}
+
+  LstmTensors5 outputs() const {
+    const LstmTensors5 a = dirs.d0.outputs(), b = dirs.d1.outputs();
+    return {y, at::stack({std::get<1>(a), std::get<1>(b)}), at::stack({std::get<2>(a), std::get<2>(b)}), gates, cs};
   }
 };
 

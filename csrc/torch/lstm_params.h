@@ -4,7 +4,12 @@
 // h and c in fp32 between steps, as cuDNN and oneDNN do): `compute` casts.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/stack.h>
 #include <c10/util/Exception.h>
+
+#include <optional>
+#include <tuple>
+#include <utility>
 
 #include "common/lstm_params.h"
 
@@ -34,6 +39,21 @@ inline LstmParams make_lstm_params(const at::Tensor& x_proj, const at::Tensor& h
   p.reverse = reverse;
   p.dtype = x_proj.scalar_type() == at::kDouble ? DType::F64 : DType::F32;
   return p;
+}
+
+// Bidirectional ops: direction d's slice of an optional stacked tensor, and
+// the two directions' output tuples stacked on a leading dim of 2.
+inline std::optional<at::Tensor> dir_of(const std::optional<at::Tensor>& t, int64_t d) {
+  return t.has_value() ? std::optional<at::Tensor>((*t)[d]) : std::nullopt;
+}
+
+template <typename Tuple, size_t... I>
+Tuple stack_dirs(const Tuple& a, const Tuple& b, std::index_sequence<I...>) {
+  return Tuple{at::stack({std::get<I>(a), std::get<I>(b)})...};
+}
+template <typename Tuple>
+Tuple stack_dirs(const Tuple& a, const Tuple& b) {
+  return stack_dirs(a, b, std::make_index_sequence<std::tuple_size<Tuple>::value>{});
 }
 
 }  // namespace glue

@@ -25,9 +25,9 @@ FACTORS = dict(dtype=[torch.float32, torch.float16, torch.bfloat16], H=[13, 37, 
 
 
 def _forward_kernel(path, dtype):
-    """persistent: tensor cores (mma.sync) for fp16/bf16, FMA for fp32; persistent_fma forces FMA."""
+    """persistent and per_step: tensor cores (mma.sync) for fp16/bf16, FMA for fp32; persistent_fma forces FMA."""
     if path == "per_step":
-        return "lstm_fwd_gates_step<"
+        return "lstm_fwd_step_mma<" if dtype != torch.float32 else "lstm_fwd_gates_step<"
     return "lstm_fwd_persistent_mma<" if path == "persistent" and dtype != torch.float32 else "lstm_fwd_persistent<"
 
 
@@ -69,15 +69,16 @@ def test_schedules_agree_bit_for_bit(path, dtype, proj, reverse, monkeypatch):
     ensure_backend("cuda_sim")
     monkeypatch.setenv("BIGKERNELS_LSTM_PATH", path)
     _, a, _ = _inputs(3, 9, 21, proj, dtype, seed=4)
+    assert_schedule_invariant(lambda: forward_backward(a, reverse))
+
+
+def forward_backward(a, reverse):
+    """lstm_layer on cuda_sim: the outputs and the gradients of their sum (the backward through time)."""
     live = [t for t in a if t is not None]
-
-    def run():
-        with bigkernels.use_backend("cuda_sim"):
-            outs = lstm_layer(*a[:4], w_hr=a[4], reverse=reverse)
-            grads = torch.autograd.grad(sum(o.float().sum() for o in outs), live)
-        return outs, grads
-
-    assert_schedule_invariant(run)
+    with bigkernels.use_backend("cuda_sim"):
+        outs = lstm_layer(*a[:4], w_hr=a[4], reverse=reverse)
+        grads = torch.autograd.grad(sum(o.float().sum() for o in outs), live)
+    return outs, grads
 
 
 def test_auto_rule_falls_back_to_per_step(monkeypatch):

@@ -15,6 +15,7 @@ from torch import nn
 from ...nn import Conv2dBNAct
 from .. import conv_gpu
 from ..case import Case
+from ..flops import forward_flops
 
 CL = torch.channels_last
 # (name, N, C_in, H, C_out, kernel, stride): ResNet-18 basic-block and
@@ -109,28 +110,6 @@ def _train_step(model, x, opt):
     return step
 
 
-def _forward_flops(model, x):
-    """2 x multiply-adds of the model's convolutions and linear layers on x
-    (hooks on one forward); BN, activations and pooling are not counted."""
-    total = [0]
-
-    def hook(module, inputs, output):
-        if isinstance(module, nn.Conv2d):
-            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            total[0] += 2 * output.numel() * k
-        elif isinstance(module, nn.Linear):
-            total[0] += 2 * output.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return float(total[0])
-
-
 def network_cases(quick):
     torch.manual_seed(0)
     n, size = (4, 32) if quick else (8, 64)
@@ -147,7 +126,7 @@ def network_cases(quick):
                 return m(x)
         return f
 
-    flops = _forward_flops(ref, x)
+    flops = forward_flops(ref, x)
     cases = [Case("conv", "resnet eval forward", dict(params, mode="eval"),
                   {"torch": run_eval(ref), "bigkernels": run_eval(ours)}, "torch", flops=flops,
                   validate=_validate(run_eval(ours), run_eval(ref), 1e-3))]

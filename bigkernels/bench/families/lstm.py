@@ -3,7 +3,9 @@ against torch.nn.LSTM/GRU in the same run. Forward FLOPs count the input project
 the recurrent GEMMs (2 * 4H * (I + P) per row and step); fwd+bwd counts 3x."""
 import torch
 
+from .. import lstm_gpu
 from ..case import Case
+from ..flops import lstm_flops
 
 FAMILY = "lstm"
 # (name, T, B, I, H, layers, proj, train)
@@ -23,14 +25,6 @@ def _sweep(quick):
     bs, hs = ((1, 32), (128, 512)) if quick else ((1, 8, 32, 64), (128, 256, 512, 1024))
     return [(f"sweep B{b} H{h} {mode}", 50, b, h, h, 1, 0, train)
             for b in bs for h in hs for mode, train in (("inference", False), ("fwd+bwd", True))]
-
-
-def _flops(T, B, I, H, layers, proj, train):
-    P = proj or H
-    fwd = 0
-    for layer in range(layers):
-        fwd += 2 * T * B * 4 * H * ((I if layer == 0 else P) + P) + (2 * T * B * P * H if proj else 0)
-    return fwd * (3 if train else 1)
 
 
 def _case(name, T, B, I, H, layers, proj, train, device, kind="LSTM"):
@@ -72,7 +66,7 @@ def _case(name, T, B, I, H, layers, proj, train, device, kind="LSTM"):
     params = dict(kind=kind, T=T, B=B, I=I, H=H, layers=layers, proj_size=proj,
                   mode="fwd+bwd" if train else "inference",
                   dtype="float32", threads=torch.get_num_threads())
-    flops = _flops(T, B, I, H, layers, proj, train) * {"LSTM": 4, "GRU": 3, "RNN": 1}[kind] // 4
+    flops = lstm_flops(T, B, I, H, layers, proj, gates={"LSTM": 4, "GRU": 3, "RNN": 1}[kind]) * (3 if train else 1)
     return Case(FAMILY, name, params, impls, "torch", flops=flops,
                 validate=validate)
 
@@ -88,6 +82,8 @@ RNN = [("rnn b1 inference", 100, 1, 256, 256, 2, 0, False), ("rnn b1 fwd+bwd", 1
 
 
 def cases(quick: bool, device: str) -> list:
+    if device != "cpu":
+        return lstm_gpu.cases(quick, device)
     return ([_case(*spec, device=device) for spec in HEADLINE + _sweep(quick)]
             + [_case(*spec, device=device, kind="GRU") for spec in GRU]
             + [_case(*spec, device=device, kind="RNN") for spec in RNN])

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from ... import models as M
-from ..case import Case
+from ..case import OPTIONS, Case
+from ..flops import forward_flops
 
 
 def _specs(quick, device):
@@ -22,8 +23,18 @@ def _specs(quick, device):
         ("gpt", lambda k: M.GPT(256, 4, 4, 2, 128, 128, kernels=k), lambda: torch.randint(0, 256, (8, 128)), 256),
     ]
     if not quick:
-        specs.append(("resnet18", lambda k: M.resnet18(10, 3, small_input=True, kernels=k),
-                      lambda: torch.randn(16, 3, 32, 32), 10))
+        # sizes where the kernels, not the per-call overhead, take the time (% of peak beside each ratio)
+        specs += [
+            ("resnet18", lambda k: M.resnet18(10, 3, small_input=True, kernels=k),
+             lambda: torch.randn(16, 3, 32, 32), 10),
+            ("lstm-512", lambda k: M.LSTMClassifier(128, 512, 10, 2, kernels=k), lambda: torch.randn(16, 100, 128),
+             10),
+            ("transformer-256", lambda k: M.TransformerClassifier(10, input_dim=64, d_model=256, nhead=8,
+                                                                  num_layers=4, max_len=256, dropout=0.0, kernels=k),
+             lambda: torch.randn(16, 256, 64), 10),
+            ("gpt-512", lambda k: M.GPT(256, 6, 8, 4, 512, 256, kernels=k), lambda: torch.randint(0, 256, (8, 256)),
+             256),
+        ]
     return specs
 
 
@@ -39,10 +50,10 @@ def _case(name, build, make_input, classes, train, quick, device):
     ours = build(True).to(device)
     ours.load_state_dict(eager.state_dict(), strict=True)
     models = {"torch": eager, "bigkernels": ours}
-    if not quick:
+    if not quick and OPTIONS["compile"]:
         models["torch.compile"] = torch.compile(copy.deepcopy(eager))
     x = make_input().to(device)
-    y = torch.randint(0, classes, x.shape[:2] if name == "gpt" else x.shape[:1], device=device)
+    y = torch.randint(0, classes, x.shape[:2] if name.startswith("gpt") else x.shape[:1], device=device)
     impls = {}
     for impl, model in models.items():
         model.train(train)
@@ -69,9 +80,10 @@ def _case(name, build, make_input, classes, train, quick, device):
         return None if err < 1e-3 else f"bigkernels vs torch logits differ by {err:.3g}"
 
     swapped = len(ours.swap_report.swapped) if ours.swap_report else 0
+    flops = forward_flops(eager, x) * (3 if train else 1)
     return Case("models", f"{name} {'train step' if train else 'inference'}",
                 {"model": name, "input": list(x.shape), "mode": "train" if train else "eval", "swapped": swapped},
-                impls, baseline="torch", validate=validate)
+                impls, baseline="torch", flops=flops, validate=validate)
 
 
 def cases(quick, device):

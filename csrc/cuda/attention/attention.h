@@ -36,12 +36,28 @@ struct AttentionDecodeWorkspace {
   int keys_per_split = 0;
 };
 
+// In-place cache append of a decode step: seqlen_new new keys/values
+// (B, Hkv, Sn, D; k_new/v_new strides, the input dtype) that occupy cache
+// positions seqused_k[b] - Sn .. seqused_k[b] - 1 (seqused_k counts them).
+// The kernel reads those positions from k_new/v_new, and the key range that
+// holds a position stores it into k_cache/v_cache (the storage p.k/p.v
+// point to, writable): one writer per (b, kv head, position), no extra launch.
+struct AttentionCacheAppend {
+  const void* k_new = nullptr;
+  const void* v_new = nullptr;
+  int64_t k_new_stride[3] = {0, 0, 0};
+  int64_t v_new_stride[3] = {0, 0, 0};
+  int64_t seqlen_new = 0;  // 0: no append
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+};
+
 // The split of the keys for p (pointers left null): about two waves of
 // blocks on the current GPU (132 SMs under the emulator), >= 64 keys a split.
 AttentionDecodeWorkspace attention_decode_plan(const AttentionParams& p);
 const char* attention_decode_unsupported(const AttentionParams& p);
 cudaError_t attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws, bool bf16,
-                             cudaStream_t stream);
+                             cudaStream_t stream, const AttentionCacheAppend& append = AttentionCacheAppend());
 
 // Scratch of the backward, fp32, allocated by the caller: dq_accum (B, Hq,
 // Sq, head_dim) contiguous (zeroed by the kernels), lse_log2 and delta

@@ -34,16 +34,21 @@ AttentionDecodeWorkspace attention_decode_plan(const AttentionParams& p) {
 }
 
 cudaError_t attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws, bool bf16,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, const AttentionCacheAppend& append) {
   if (attention_decode_unsupported(p) || ws.num_splits < 1 || ws.keys_per_split % 64 != 0 ||
       int64_t(ws.num_splits) * ws.keys_per_split < p.seqlen_kv || (ws.num_splits > 1 && !ws.o_partial))
     return cudaErrorInvalidValue;
-  if (p.batch == 0 || p.heads_q == 0 || p.seqlen_q == 0) return cudaSuccess;
+  const bool append_ok = append.seqlen_new == 0 ||
+                         (append.k_new && append.v_new && append.k_cache == p.k && append.v_cache == p.v &&
+                          append.seqlen_new > 0 && append.seqlen_new <= p.seqlen_kv);
+  if (!append_ok) return cudaErrorInvalidValue;
+  // No query: nothing to attend, but an append still runs (one tile of no rows).
+  if (p.batch == 0 || p.heads_q == 0 || (p.seqlen_q == 0 && append.seqlen_new == 0)) return cudaSuccess;
   const int64_t d = p.head_dim;
 #define BK_CASE(KD)                                                                         \
   if (d <= KD)                                                                              \
-    return bf16 ? attn::launch_attention_decode<__nv_bfloat16, KD>(p, ws, stream)           \
-                : attn::launch_attention_decode<__half, KD>(p, ws, stream);
+    return bf16 ? attn::launch_attention_decode<__nv_bfloat16, KD>(p, ws, append, stream)   \
+                : attn::launch_attention_decode<__half, KD>(p, ws, append, stream);
   BK_CASE(32) BK_CASE(48) BK_CASE(64) BK_CASE(80) BK_CASE(96) BK_CASE(128) BK_CASE(160) BK_CASE(192) BK_CASE(256)
 #undef BK_CASE
   return cudaErrorInvalidValue;

@@ -6,6 +6,10 @@
 // over its key range and writes its normalised partial output and lse
 // (fp32); a combine kernel merges the splits: lse = log sum_s exp(lse_s),
 // o = sum_s exp(lse_s - lse) o_s. With one split the tile writes o directly.
+// Cache append: the new keys/values (positions Skv - Sn .. Skv - 1) are read
+// from k_new/v_new by every block that needs them, and stored into the cache
+// by the first query tile of the split whose key range holds them: each
+// position has one writer, and no block reads a position another one writes.
 #pragma once
 #include "cuda/attention/attention_decode_launch.h"
 #include "cuda/attention/attention_fwd_kernel.cuh"
@@ -14,8 +18,47 @@ namespace bk {
 namespace cuda {
 namespace attn {
 
+// One of K or V for a decode block: cache rows below `fresh_from`, the new
+// rows (k_new/v_new, row j - fresh_from) from there on.
+struct KvRows {
+  const uint16_t* cache;
+  int64_t cache_ld;
+  const uint16_t* fresh;
+  int64_t fresh_ld;
+  int fresh_from;
+  BK_DEVICE const uint16_t* row(int j) const {
+    return j < fresh_from ? cache + j * cache_ld : fresh + (j - fresh_from) * fresh_ld;
+  }
+};
+
+// kRows x kD tile of keys n0.. (valid below n_hi) into shared rows of kD + 8
+// halves, as load_tile, each row from the cache or the new rows.
+template <int kRows, int kD, int kThreads>
+BK_DEVICE void load_kv_tile(uint16_t* dst, const KvRows& src, int n0, int n_hi, int head_dim) {
+  constexpr int kChunks = kD / 8, kStride = kD + 8;
+  for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
+    const int r = c / kChunks, col = (c % kChunks) * 8;
+    const bool valid = n0 + r < n_hi && col < head_dim;
+    dev::cp_async_16(dst + r * kStride + col, valid ? src.row(n0 + r) + col : src.cache, valid);
+  }
+}
+
+// The new rows in [lo, hi) of one of K or V into the cache, 16 bytes a copy.
+struct alignas(16) Chunk16 {
+  uint32_t w[4];
+};
+BK_DEVICE void store_fresh_rows(uint16_t* cache, int64_t cache_ld, const KvRows& src, int lo, int hi,
+                                int head_dim) {
+  const int chunks = head_dim / 8;
+  for (int c = threadIdx.x; c < (hi - lo) * chunks; c += blockDim.x) {
+    const int j = lo + c / chunks, col = (c % chunks) * 8;
+    *reinterpret_cast<Chunk16*>(cache + j * cache_ld + col) = *reinterpret_cast<const Chunk16*>(src.row(j) + col);
+  }
+}
+
 template <typename T, int kD>
-__global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionParams p, const AttentionDecodeWorkspace ws) {
+__global__ void __launch_bounds__(128)
+    attention_decode_kernel(const AttentionParams p, const AttentionDecodeWorkspace ws, const AttentionCacheAppend ap) {
   using Tile = FwdTile<kD>;
   constexpr int kBlockM = Tile::kBlockM, kBlockN = Tile::kBlockN, kStride = Tile::kStride;
   constexpr int kThreads = Tile::kThreads, kNT = kBlockN / 8, kDT = kD / 8;
@@ -33,7 +76,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
   // This split's keys; the last query (Sq - 1) sees all Skv of them.
   const int chunk = ws.keys_per_split;
   const int n_lo = split * chunk, n_hi = n_lo + chunk < Skv ? n_lo + chunk : Skv;
-  const int n_blocks = n_hi > n_lo ? (n_hi - n_lo + kBlockN - 1) / kBlockN : 0;
+  const int n_blocks = rows > 0 && n_hi > n_lo ? (n_hi - n_lo + kBlockN - 1) / kBlockN : 0;  // rows 0: append only
 
   // Q rows of the packed tile: each row has its own head and position.
   constexpr int kChunks = kD / 8;
@@ -45,18 +88,34 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
                           i * p.q_stride[2] + (valid ? col : 0);
     dev::cp_async_16(sQ + r * kStride + col, src, valid);
   }
-  const uint16_t* k = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1];
-  const uint16_t* v = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1];
+  const bool append = ap.seqlen_new > 0;
+  const int fresh_from = Skv - int(ap.seqlen_new);
+  const KvRows k{static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[1], p.k_stride[2],
+                 append ? static_cast<const uint16_t*>(ap.k_new) + b * ap.k_new_stride[0] + hk * ap.k_new_stride[1]
+                        : nullptr,
+                 ap.k_new_stride[2], fresh_from};
+  const KvRows v{static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[1], p.v_stride[2],
+                 append ? static_cast<const uint16_t*>(ap.v_new) + b * ap.v_new_stride[0] + hk * ap.v_new_stride[1]
+                        : nullptr,
+                 ap.v_new_stride[2], fresh_from};
   if (n_blocks > 0) {
-    load_tile<kBlockN, kD, kThreads>(sK, k + n_lo * p.k_stride[2], p.k_stride[2], n_hi - n_lo, D);
-    load_tile<kBlockN, kD, kThreads>(sV, v + n_lo * p.v_stride[2], p.v_stride[2], n_hi - n_lo, D);
+    load_kv_tile<kBlockN, kD, kThreads>(sK, k, n_lo, n_hi, D);
+    load_kv_tile<kBlockN, kD, kThreads>(sV, v, n_lo, n_hi, D);
   }
   dev::cp_async_commit();
+  // The append: this split's share of the new rows, by its first query tile.
+  const int fresh_lo = fresh_from > n_lo ? fresh_from : n_lo;
+  if (append && m0 == 0 && fresh_lo < n_hi) {
+    store_fresh_rows(static_cast<uint16_t*>(ap.k_cache) + b * p.k_stride[0] + hk * p.k_stride[1], p.k_stride[2], k,
+                     fresh_lo, n_hi, D);
+    store_fresh_rows(static_cast<uint16_t*>(ap.v_cache) + b * p.v_stride[0] + hk * p.v_stride[1], p.v_stride[2], v,
+                     fresh_lo, n_hi, D);
+  }
 
   const float scale_log2 = float(p.scale) * kLog2e;
   int row_pos[2];  // query position of this thread's two rows (causal)
 #pragma unroll
-  for (int r = 0; r < 2; ++r) row_pos[r] = (m0 + warp * 16 + g + 8 * r) % Sq;
+  for (int r = 0; r < 2; ++r) row_pos[r] = Sq > 0 ? (m0 + warp * 16 + g + 8 * r) % Sq : 0;
   float acc[kDT][4];
 #pragma unroll
   for (int i = 0; i < kDT; ++i)
@@ -69,10 +128,8 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
     const int s = nb & 1, n0 = n_lo + nb * kBlockN;
     if (nb + 1 < n_blocks) {
       const int n1 = n0 + kBlockN;
-      load_tile<kBlockN, kD, kThreads>(sK + (s ^ 1) * kBlockN * kStride, k + n1 * p.k_stride[2], p.k_stride[2],
-                                       n_hi - n1, D);
-      load_tile<kBlockN, kD, kThreads>(sV + (s ^ 1) * kBlockN * kStride, v + n1 * p.v_stride[2], p.v_stride[2],
-                                       n_hi - n1, D);
+      load_kv_tile<kBlockN, kD, kThreads>(sK + (s ^ 1) * kBlockN * kStride, k, n1, n_hi, D);
+      load_kv_tile<kBlockN, kD, kThreads>(sV + (s ^ 1) * kBlockN * kStride, v, n1, n_hi, D);
     }
     dev::cp_async_commit();
     dev::cp_async_wait<1>();
@@ -133,20 +190,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(const AttentionPa
         acc[i][2 * r + 1] *= alpha;
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
-                             pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
-                             pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
-      const uint16_t* v_row = sVs + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
-#pragma unroll
-      for (int i = 0; i < kD / 16; ++i) {
-        uint32_t bv[4];
-        dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
-        mma16816<T>(acc[2 * i], a, bv);
-        mma16816<T>(acc[2 * i + 1], a, bv + 2);
-      }
-    }
+    pv_accumulate<T, kD, kBlockN>(acc, S, sVs, lane);
     __syncthreads();
   }
   dev::cp_async_wait<0>();
@@ -219,11 +263,11 @@ __global__ void __launch_bounds__(128) attention_decode_combine_kernel(const Att
 
 template <typename T, int kD>
 cudaError_t launch_attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws,
-                                    cudaStream_t stream) {
+                                    const AttentionCacheAppend& append, cudaStream_t stream) {
   using Tile = FwdTile<kD>;
   const int64_t rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
-  const dim3 grid(unsigned((rows + Tile::kBlockM - 1) / Tile::kBlockM * ws.num_splits), unsigned(p.heads_kv),
-                  unsigned(p.batch));
+  const int64_t tiles = rows > 0 ? (rows + Tile::kBlockM - 1) / Tile::kBlockM : 1;  // >= 1: the append
+  const dim3 grid(unsigned(tiles * ws.num_splits), unsigned(p.heads_kv), unsigned(p.batch));
 #if defined(__CUDACC__)
   if (Tile::kSmemBytes > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(attention_decode_kernel<T, kD>,
@@ -232,9 +276,9 @@ cudaError_t launch_attention_decode(const AttentionParams& p, const AttentionDec
   }
 #endif
   cudaError_t err =
-      BK_LAUNCH((attention_decode_kernel<T, kD>), grid, dim3(Tile::kThreads), Tile::kSmemBytes, stream, p, ws);
-  if (err != cudaSuccess || ws.num_splits == 1) return err;
+      BK_LAUNCH((attention_decode_kernel<T, kD>), grid, dim3(Tile::kThreads), Tile::kSmemBytes, stream, p, ws, append);
   const int64_t all_rows = p.batch * p.heads_q * p.seqlen_q;
+  if (err != cudaSuccess || ws.num_splits == 1 || all_rows == 0) return err;
   return BK_LAUNCH((attention_decode_combine_kernel<T>), dim3(unsigned((all_rows + 3) / 4)), dim3(128), 0, stream,
                    p, ws);
 }
@@ -245,6 +289,8 @@ cudaError_t launch_attention_decode(const AttentionParams& p, const AttentionDec
 
 #define BK_INSTANTIATE_ATTENTION_DECODE(KD)                                                                    \
   template cudaError_t bk::cuda::attn::launch_attention_decode<__half, KD>(                                    \
-      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&, cudaStream_t);                    \
+      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&,                                   \
+      const bk::cuda::AttentionCacheAppend&, cudaStream_t);                                                    \
   template cudaError_t bk::cuda::attn::launch_attention_decode<__nv_bfloat16, KD>(                             \
-      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&, cudaStream_t);
+      const bk::AttentionParams&, const bk::cuda::AttentionDecodeWorkspace&,                                   \
+      const bk::cuda::AttentionCacheAppend&, cudaStream_t);

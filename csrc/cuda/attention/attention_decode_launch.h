@@ -9,7 +9,7 @@ namespace attn {
 
 template <typename T, int kD>
 cudaError_t launch_attention_decode(const AttentionParams& p, const AttentionDecodeWorkspace& ws,
-                                    cudaStream_t stream);
+                                    const AttentionCacheAppend& append, cudaStream_t stream);
 
 }  // namespace attn
 }  // namespace cuda

@@ -92,6 +92,29 @@ BK_DEVICE void load_tile(uint16_t* dst, const uint16_t* src, int64_t ld, int val
   }
 }
 
+// O += P V for one warp's 16 rows and a kBlockN-key tile of V in shared
+// memory (rows of kD + 8 halves): P's accumulator layout is the A fragment of
+// the next mma (keys 16kk..16kk+15 = S tiles 2kk, 2kk+1); V through ldmatrix.trans.
+template <typename T, int kD, int kBlockN>
+BK_DEVICE void pv_accumulate(float (&acc)[kD / 8][4], const float (&S)[kBlockN / 8][4], const uint16_t* sV,
+                             int lane) {
+  constexpr int kStride = kD + 8;
+  #pragma unroll
+  for (int kk = 0; kk < kBlockN / 16; ++kk) {
+    const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
+                           pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
+                           pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
+    const uint16_t* v_row = sV + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
+    #pragma unroll
+    for (int i = 0; i < kD / 16; ++i) {
+      uint32_t bv[4];
+      dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
+      mma16816<T>(acc[2 * i], a, bv);
+      mma16816<T>(acc[2 * i + 1], a, bv + 2);
+    }
+  }
+}
+
 template <typename T, int kD>
 __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParams p) {
   using Tile = FwdTile<kD>;
@@ -249,22 +272,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(const AttentionParam
       }
     }
 
-    // O += P V: P's accumulator layout is the A fragment of the next mma
-    // (keys 16kk..16kk+15 = S tiles 2kk, 2kk+1); V through ldmatrix.trans.
-    #pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t a[4] = {pack2<T>(S[2 * kk][0], S[2 * kk][1]), pack2<T>(S[2 * kk][2], S[2 * kk][3]),
-                             pack2<T>(S[2 * kk + 1][0], S[2 * kk + 1][1]),
-                             pack2<T>(S[2 * kk + 1][2], S[2 * kk + 1][3])};
-      const uint16_t* v_row = sVs + (16 * kk + (lane % 8) + 8 * ((lane / 8) & 1)) * kStride + 8 * (lane / 16);
-      #pragma unroll
-      for (int i = 0; i < kD / 16; ++i) {
-        uint32_t bv[4];
-        dev::ldmatrix_x4_trans(bv[0], bv[1], bv[2], bv[3], v_row + 16 * i);
-        mma16816<T>(acc[2 * i], a, bv);
-        mma16816<T>(acc[2 * i + 1], a, bv + 2);
-      }
-    }
+    pv_accumulate<T, kD, kBlockN>(acc, S, sVs, lane);
     __syncthreads();  // the next iteration's cp.async refills the other stage, the one after this one
   }
   dev::cp_async_wait<0>();

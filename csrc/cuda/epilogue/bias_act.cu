@@ -1,6 +1,9 @@
-// Fused epilogue y = act(x + bias[c] + residual) and its backward
-// grad_z = grad_y * act'(z). Memory bound: one read of each input, one write;
-// grid-stride loop, math in fp32 (fp64 stays fp64).
+// Fused epilogue y = act(x + bias[c] + residual) (and the pre-activation z
+// when the caller's backward needs it) and its backward grad_z = grad_y *
+// act'(z). Memory bound: one read of each input, one write per output;
+// grid-stride loop, math in fp32 (fp64 stays fp64). Each element is read
+// before it is written by the same thread, so y or z may alias x (the conv
+// path writes its output in place, csrc/torch/conv_cudnn_glue.h).
 #include "cuda/epilogue/bias_act.h"
 #include "device/launch.cuh"
 
@@ -37,6 +40,7 @@ BK_GLOBAL void bias_act_kernel(BiasActParams p) {
       F g = load<T, F>(static_cast<const T*>(p.grad_y), i);
       store<T, F>(static_cast<T*>(p.grad_z), i, g * act_derivative<A, F>(z, alpha));
     } else {
+      if (p.z) store<T, F>(static_cast<T*>(p.z), i, z);
       store<T, F>(static_cast<T*>(p.y), i, act_forward<A, F>(z, alpha));
     }
   }

@@ -24,6 +24,11 @@ struct GruCudaWork {
 
 cudaError_t gru_forward(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream);
 cudaError_t gru_backward(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream);
+// Both directions of a bidirectional layer (p[0] forward, p[1] reverse), in one
+// launch when 2 x blocks fit co-resident (lstm_plan's rule); cudaErrorInvalidValue
+// unless the two agree in T, B, H and storage.
+cudaError_t gru_forward_bidir(const GruParams p[2], const GruCudaWork w[2], LstmPath force, cudaStream_t stream);
+cudaError_t gru_backward_bidir(const GruParams p[2], const GruCudaWork w[2], LstmPath force, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace bk

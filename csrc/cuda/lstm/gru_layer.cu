@@ -88,11 +88,13 @@ BK_DEVICE void gru_bwd_phase(const GruArgs& a, int64_t s, const WView<T>& wcol, 
 
 // Shared memory: forward W_hh rows [3][units][H]; backward W_hh columns [units][3H].
 template <typename T, bool kBackward>
-BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) gru_persistent(GruArgs a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) gru_persistent(Dirs<GruArgs> g) {
+  int64_t blk;
+  const GruArgs& a = my_dir(g, &blk);
   const GruParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
   const int U = a.units;
-  const int64_t H = p.H, G = 3 * H, u0 = int64_t(blockIdx.x) * U;
+  const int64_t H = p.H, G = 3 * H, u0 = blk * U;
   const int nU = clamp_count(H, u0, U);
   const T* whh = static_cast<const T*>(p.w_hh);
   for (int64_t e = threadIdx.x; e < 3 * nU * H; e += blockDim.x) {
@@ -113,55 +115,84 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) gru_persistent(GruArgs a) {
 }
 
 template <typename T, bool kBackward>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_step(GruArgs a, int64_t s) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads) gru_step(Dirs<GruArgs> g, int64_t s) {
+  int64_t blk;
+  const GruArgs& a = my_dir(g, &blk);
   const GruParams& p = a.p;
-  const int64_t u0 = int64_t(blockIdx.x) * a.units, H = p.H;
+  const int64_t u0 = blk * a.units, H = p.H;
   const T* whh = static_cast<const T*>(p.w_hh);
   const int nU = clamp_count(H, u0, a.units);
   if constexpr (kBackward) gru_bwd_phase<T>(a, s, WView<T>{whh + u0, 0, 1, H}, u0, nU);
   else gru_fwd_phase<T>(a, s, WView<T>{whh + u0 * H, H * H, H, 1}, u0, nU);
 }
 
+Dirs<GruArgs> gru_dirs(const GruParams* p, const GruCudaWork* w, int n, const LstmPlan& plan) {
+  Dirs<GruArgs> g{};
+  for (int k = 0; k < n; ++k) g.d[k] = GruArgs{p[k], w[k], plan.units};
+  g.n = n;
+  g.blocks = plan.blocks;
+  return g;
+}
+
+// n = 1: one direction; n = 2: both directions of a bidirectional layer in one
+// launch where the plan lets them (as lstm_forward.cu does).
 template <typename T, bool kBackward>
-cudaError_t run_typed(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
-  LstmPlan plan = gru_plan(p, w.storage, force);
+cudaError_t run_typed(const GruParams* p, const GruCudaWork* w, int n, LstmPath force, cudaStream_t stream) {
+  LstmPlan plan = gru_plan(p[0], w[0].storage, force, n);
   if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
     return cudaErrorCooperativeLaunchTooLarge;
   }
+  auto one_by_one = [&] {
+    cudaError_t err = run_typed<T, kBackward>(p, w, 1, force, stream);
+    return err == cudaSuccess ? run_typed<T, kBackward>(p + 1, w + 1, 1, force, stream) : err;
+  };
+  if (plan.dirs < n) return one_by_one();
   if (plan.persistent) {
-    const cudaError_t err =
-        launch_persistent<gru_persistent<T, kBackward>>(plan.blocks, plan.smem, stream, GruArgs{p, w, plan.units});
+    const cudaError_t err = launch_persistent<gru_persistent<T, kBackward>>(n * plan.blocks, plan.smem, stream,
+                                                                            gru_dirs(p, w, n, plan));
     if (!fall_back_to_per_step(err, force)) return err;
-    plan = gru_plan(p, w.storage, LstmPath::PerStep);
+    if (n == 2) return one_by_one();
+    plan = gru_plan(p[0], w[0].storage, LstmPath::PerStep, n);
   }
-  const GruArgs a{p, w, plan.units};
-  const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
-  for (int64_t s = 0; s < p.T; ++s) {
-    const cudaError_t err = BK_LAUNCH((gru_step<T, kBackward>), grid, block, 0, stream, a, s);
+  const Dirs<GruArgs> g = gru_dirs(p, w, n, plan);
+  const dim3 grid{unsigned(n * plan.blocks)}, block{kLstmThreads};
+  for (int64_t s = 0; s < p[0].T; ++s) {
+    const cudaError_t err = BK_LAUNCH((gru_step<T, kBackward>), grid, block, 0, stream, g, s);
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
 }
 
 template <bool kBackward>
-cudaError_t run(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
-  if (p.T == 0 || p.B == 0) return cudaSuccess;
-  switch (w.storage) {
-    case DType::F32: return run_typed<float, kBackward>(p, w, force, stream);
-    case DType::F16: return run_typed<__half, kBackward>(p, w, force, stream);
-    case DType::BF16: return run_typed<__nv_bfloat16, kBackward>(p, w, force, stream);
+cudaError_t run(const GruParams* p, const GruCudaWork* w, int n, LstmPath force, cudaStream_t stream) {
+  if (p[0].T == 0 || p[0].B == 0) return cudaSuccess;
+  switch (w[0].storage) {
+    case DType::F32: return run_typed<float, kBackward>(p, w, n, force, stream);
+    case DType::F16: return run_typed<__half, kBackward>(p, w, n, force, stream);
+    case DType::BF16: return run_typed<__nv_bfloat16, kBackward>(p, w, n, force, stream);
     default: return cudaErrorInvalidValue;
   }
+}
+
+bool bidir_compatible(const GruParams p[2], const GruCudaWork w[2]) {
+  return !p[0].reverse && p[1].reverse && p[0].T == p[1].T && p[0].B == p[1].B && p[0].H == p[1].H &&
+         w[0].storage == w[1].storage;
 }
 
 }  // namespace
 }  // namespace lstm
 
 cudaError_t gru_forward(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
-  return lstm::run<false>(p, w, force, stream);
+  return lstm::run<false>(&p, &w, 1, force, stream);
 }
 cudaError_t gru_backward(const GruParams& p, const GruCudaWork& w, LstmPath force, cudaStream_t stream) {
-  return lstm::run<true>(p, w, force, stream);
+  return lstm::run<true>(&p, &w, 1, force, stream);
+}
+cudaError_t gru_forward_bidir(const GruParams p[2], const GruCudaWork w[2], LstmPath force, cudaStream_t stream) {
+  return lstm::bidir_compatible(p, w) ? lstm::run<false>(p, w, 2, force, stream) : cudaErrorInvalidValue;
+}
+cudaError_t gru_backward_bidir(const GruParams p[2], const GruCudaWork w[2], LstmPath force, cudaStream_t stream) {
+  return lstm::bidir_compatible(p, w) ? lstm::run<true>(p, w, 2, force, stream) : cudaErrorInvalidValue;
 }
 
 }  // namespace cuda

@@ -74,11 +74,13 @@ BK_DEVICE void gates_bwd_phase(const Args& a, int64_t s, const WView<T>& w, int6
 // without projection W_hh[:, units] as [units][4H]; with it W_hh[:, rows] as
 // [proj_rows][4H], then W_hr[:, units] as [units][P].
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_bwd_persistent(Args a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_bwd_persistent(Dirs<Args> g) {
+  int64_t blk;
+  const Args& a = my_dir(g, &blk);
   const LstmParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
   const int U = a.units, Pr = a.proj_rows;
-  const int64_t H = p.H, P = p.P, G = 4 * H, u0 = int64_t(blockIdx.x) * U, p0 = int64_t(blockIdx.x) * Pr;
+  const int64_t H = p.H, P = p.P, G = 4 * H, u0 = blk * U, p0 = blk * Pr;
   const int nU = clamp_count(H, u0, U), nPr = kProj ? clamp_count(P, p0, Pr) : 0;
   const T* whh = static_cast<const T*>(p.w_hh);
   const int64_t c0 = kProj ? p0 : u0, ncols = kProj ? nPr : nU;  // W_hh columns this block keeps
@@ -109,61 +111,81 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_bwd_persistent(Args a) {
 }
 
 template <typename T>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_dh_step(Args a, int64_t s) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_dh_step(Dirs<Args> g, int64_t s) {
+  int64_t blk;
+  const Args& a = my_dir(g, &blk);
   const LstmParams& p = a.p;
-  const int64_t p0 = int64_t(blockIdx.x) * a.proj_rows;
+  const int64_t p0 = blk * a.proj_rows;
   const T* whh = static_cast<const T*>(p.w_hh) + p0;  // column p0 + j, row k at [k * P]
   dh_phase<T>(a, s, WView<T>{whh, 0, 1, p.P}, p0, clamp_count(p.P, p0, a.proj_rows));
 }
 
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_gates_step(Args a, int64_t s) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads) lstm_bwd_gates_step(Dirs<Args> g, int64_t s) {
+  int64_t blk;
+  const Args& a = my_dir(g, &blk);
   const LstmParams& p = a.p;
-  const int64_t u0 = int64_t(blockIdx.x) * a.units;
+  const int64_t u0 = blk * a.units;
   const WView<T> w = kProj ? WView<T>{static_cast<const T*>(p.w_hr) + u0, 0, 1, p.H}
                            : WView<T>{static_cast<const T*>(p.w_hh) + u0, 0, 1, p.P};
   gates_bwd_phase<T, kProj>(a, s, w, u0, clamp_count(p.H, u0, a.units));
 }
 
+// n = 1: one direction; n = 2: both directions of a bidirectional layer, as in the forward.
 template <typename T, bool kProj>
-cudaError_t backward_typed(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
-  LstmPlan plan = lstm_plan(p, w.storage, true, force);
+cudaError_t backward_typed(const LstmParams* p, const LstmCudaWork* w, int n, LstmPath force, cudaStream_t stream) {
+  LstmPlan plan = lstm_plan(p[0], w[0].storage, true, force, n);
   if (force != LstmPath::Auto && force != LstmPath::PerStep && !plan.persistent) {
     return cudaErrorCooperativeLaunchTooLarge;
   }
+  auto one_by_one = [&] {
+    cudaError_t err = backward_typed<T, kProj>(p, w, 1, force, stream);
+    return err == cudaSuccess ? backward_typed<T, kProj>(p + 1, w + 1, 1, force, stream) : err;
+  };
+  if (plan.dirs < n) return one_by_one();
   if (plan.persistent) {
-    const Args a{p, w, plan.units, plan.proj_rows};
-    const cudaError_t err = launch_persistent<lstm_bwd_persistent<T, kProj>>(plan.blocks, plan.smem, stream, a);
+    const cudaError_t err = launch_persistent<lstm_bwd_persistent<T, kProj>>(n * plan.blocks, plan.smem, stream,
+                                                                             dirs_args(p, w, n, plan));
     if (!fall_back_to_per_step(err, force)) return err;
-    plan = lstm_plan(p, w.storage, true, LstmPath::PerStep);
+    if (n == 2) return one_by_one();
+    plan = lstm_plan(p[0], w[0].storage, true, LstmPath::PerStep, n);
   }
-  const Args a{p, w, plan.units, plan.proj_rows};
-  const dim3 grid{unsigned(plan.blocks)}, block{kLstmThreads};
-  for (int64_t s = 0; s < p.T; ++s) {
+  const Dirs<Args> g = dirs_args(p, w, n, plan);
+  const dim3 grid{unsigned(n * plan.blocks)}, block{kLstmThreads};
+  for (int64_t s = 0; s < p[0].T; ++s) {
     cudaError_t err = cudaSuccess;
-    if (kProj) err = BK_LAUNCH((lstm_bwd_dh_step<T>), grid, block, 0, stream, a, s);
-    if (err == cudaSuccess) err = BK_LAUNCH((lstm_bwd_gates_step<T, kProj>), grid, block, 0, stream, a, s);
+    if (kProj) err = BK_LAUNCH((lstm_bwd_dh_step<T>), grid, block, 0, stream, g, s);
+    if (err == cudaSuccess) err = BK_LAUNCH((lstm_bwd_gates_step<T, kProj>), grid, block, 0, stream, g, s);
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
 }
 
 template <typename T>
-cudaError_t backward_proj(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
-  return p.w_hr ? backward_typed<T, true>(p, w, force, stream) : backward_typed<T, false>(p, w, force, stream);
+cudaError_t backward_proj(const LstmParams* p, const LstmCudaWork* w, int n, LstmPath force, cudaStream_t stream) {
+  return p[0].w_hr ? backward_typed<T, true>(p, w, n, force, stream) : backward_typed<T, false>(p, w, n, force, stream);
+}
+
+cudaError_t backward_dirs(const LstmParams* p, const LstmCudaWork* w, int n, LstmPath force, cudaStream_t stream) {
+  if (p[0].T == 0 || p[0].B == 0) return cudaSuccess;
+  switch (w[0].storage) {
+    case DType::F32: return backward_proj<float>(p, w, n, force, stream);
+    case DType::F16: return backward_proj<__half>(p, w, n, force, stream);
+    case DType::BF16: return backward_proj<__nv_bfloat16>(p, w, n, force, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace
 }  // namespace lstm
 
 cudaError_t lstm_backward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream) {
-  if (p.T == 0 || p.B == 0) return cudaSuccess;
-  switch (w.storage) {
-    case DType::F32: return lstm::backward_proj<float>(p, w, force, stream);
-    case DType::F16: return lstm::backward_proj<__half>(p, w, force, stream);
-    case DType::BF16: return lstm::backward_proj<__nv_bfloat16>(p, w, force, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  return lstm::backward_dirs(&p, &w, 1, force, stream);
+}
+
+cudaError_t lstm_backward_bidir(const LstmParams p[2], const LstmCudaWork w[2], LstmPath force, cudaStream_t stream) {
+  if (!lstm_bidir_compatible(p, w)) return cudaErrorInvalidValue;
+  return lstm::backward_dirs(p, w, 2, force, stream);
 }
 
 }  // namespace cuda

@@ -11,6 +11,9 @@
 //  - per-step: the same step code, weights read from global memory, one launch
 //    per step (two with a projection): no host sync or allocation between
 //    launches, so a CUDA graph can capture the loop.
+// Bidirectional layers (lstm_*_bidir): both directions in one launch, the
+// grid split in halves (direction = half) sharing one grid_sync per step,
+// when twice the blocks fit co-resident; else one direction after the other.
 #pragma once
 #include "common/gru_params.h"
 #include "common/lstm_params.h"
@@ -46,13 +49,15 @@ enum class LstmPath { Auto = -1, PerStep = 0, Persistent = 1, PersistentFma = 2 
 
 struct LstmPlan {
   bool persistent = false;
-  bool mma = false;      // persistent forward with mma.sync m16n8k16 (fp16/bf16 storage)
+  bool mma = false;      // fp16/bf16 forward with mma.sync m16n8k16 (persistent, or per-step: lstm_step_mma.cu)
   int blocks = 0;        // grid size
   int units = 0;         // hidden units per block (all four gates of each)
   int proj_rows = 0;     // projection rows per block (0 without projection)
   size_t smem = 0;       // dynamic shared memory of the persistent kernel, bytes
-  int max_blocks = 0;    // co-resident limit used (SMs x blocks per SM)
+  int max_blocks = 0;    // SMs
+  int per_sm = 0;        // co-resident blocks per SM (threads, shared memory; the launch checks registers)
   size_t max_smem = 0;   // per-block shared memory limit used
+  int dirs = 1;          // directions one launch runs: 2 only when asked for and 2 x blocks fit co-resident
 };
 
 constexpr int kLstmThreads = 128;  // 4 warps: one (unit, batch) dot product per warp at a time
@@ -61,13 +66,21 @@ constexpr int kLstmThreads = 128;  // 4 warps: one (unit, batch) dot product per
 // kLstmThreads threads fit co-resident (one per SM: units = ceil(H / SMs)) and
 // their weight slices fit the per-block shared-memory limit; otherwise per-step.
 // fp16/bf16 forward: tensor cores when their padded tiles fit as well (plan.mma).
-LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force);
+// dirs = 2 (bidirectional): plan.dirs = 2 when 2 x blocks <= SMs x per_sm (the
+// per-step path always runs both per launch), else 1: one direction after the other.
+LstmPlan lstm_plan(const LstmParams& p, DType storage, bool backward, LstmPath force, int dirs = 1);
+
+// p[0]/w[0] forward, p[1]/w[1] reverse, with equal sizes, storage and projection.
+bool lstm_bidir_compatible(const LstmParams p[2], const LstmCudaWork w[2]);
 
 // The GRU's rule, same form: 3 gates per unit, smem = 3 units H x sizeof(storage).
-LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force);
+LstmPlan gru_plan(const GruParams& p, DType storage, LstmPath force, int dirs = 1);
 
 cudaError_t lstm_forward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);
 cudaError_t lstm_backward(const LstmParams& p, const LstmCudaWork& w, LstmPath force, cudaStream_t stream);
+// Both directions of a bidirectional layer (cudaErrorInvalidValue unless lstm_bidir_compatible).
+cudaError_t lstm_forward_bidir(const LstmParams p[2], const LstmCudaWork w[2], LstmPath force, cudaStream_t stream);
+cudaError_t lstm_backward_bidir(const LstmParams p[2], const LstmCudaWork w[2], LstmPath force, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace bk

@@ -7,26 +7,22 @@
 // fp16/bf16, as cuDNN's fp16 LSTM does; h and c themselves stay fp32).
 // Epilogue: a lane holds rows g (gate i or f) and g+8 (gate g or o) of unit
 // g % 4 for two batch columns; lanes 16-31 hand f and o to lanes 0-15 with one
-// shuffle, which then apply the cell (cell_update, shared with the FMA path).
+// shuffle, which then apply the cell (cell_update, shared with the FMA path;
+// the epilogue, mma_tile_cells in lstm_mma.cuh, with the per-step mma kernel).
 #include "cuda/lstm/lstm_forward.cuh"
 #include "cuda/lstm/lstm_forward_mma.h"
+#include "cuda/lstm/lstm_mma.cuh"
 
 namespace bk {
 namespace cuda {
 namespace lstm {
 namespace {
 
-template <typename T>
-BK_DEVICE void mma16816(float* d, const uint32_t* a, const uint32_t* b) {
-  if constexpr (std::is_same<T, __half>::value) dev::mma_m16n8k16_f16f32(d, a, b, d);
-  else dev::mma_m16n8k16_bf16f32(d, a, b, d);
-}
-
 template <typename T, bool kProj>
 BK_DEVICE void mma_gates_phase(const Args& a, int64_t s, const T* ws, const T* hs, const MmaLayout& L, int64_t u0,
                                int nU) {
-  const int64_t B = a.p.B, ld = L.ld, k_end = ld - 8, n_tiles = L.n_rows / 8;
-  const int lane = lane_id(), g = lane / 4, tq = lane % 4;
+  const int64_t ld = L.ld, k_end = ld - 8, n_tiles = L.n_rows / 8;
+  const int lane = lane_id();
   for (int64_t tile = warp_id(); tile < L.m_tiles * n_tiles; tile += num_warps()) {
     const int64_t mt = tile % L.m_tiles, nt = tile / L.m_tiles;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -38,25 +34,18 @@ BK_DEVICE void mma_gates_phase(const Args& a, int64_t s, const T* ws, const T* h
       dev::ldmatrix_x2(bf[0], bf[1], brow + kk);
       mma16816<T>(acc, af, bf);
     }
-    const float f0 = __shfl_xor_sync(0xffffffffu, acc[0], 16), f1 = __shfl_xor_sync(0xffffffffu, acc[1], 16);
-    const float o0 = __shfl_xor_sync(0xffffffffu, acc[2], 16), o1 = __shfl_xor_sync(0xffffffffu, acc[3], 16);
-    if (lane >= 16) continue;
-    const int64_t j = mt * 4 + g;
-    for (int e = 0; e < 2; ++e) {
-      const int64_t b = nt * 8 + 2 * tq + e;
-      if (j >= nU || b >= B) continue;
-      const float z[4] = {acc[e], e ? f1 : f0, acc[2 + e], e ? o1 : o0};
-      cell_update<T, kProj>(a, s, b, u0 + j, z);
-    }
+    mma_tile_cells<T, kProj>(a, s, acc, mt, nt * 8, u0, nU);
   }
 }
 
 template <typename T, bool kProj>
-BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Args a) {
+BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Dirs<Args> g) {
+  int64_t blk;
+  const Args& a = my_dir(g, &blk);
   const LstmParams& p = a.p;
   BK_SHARED_DYNAMIC(T, smem);
-  const int64_t H = p.H, P = p.P, B = p.B, u0 = int64_t(blockIdx.x) * a.units;
-  const int64_t p0 = int64_t(blockIdx.x) * a.proj_rows;
+  const int64_t H = p.H, P = p.P, B = p.B, u0 = blk * a.units;
+  const int64_t p0 = blk * a.proj_rows;
   const int nU = clamp_count(H, u0, a.units), nPr = kProj ? clamp_count(P, p0, a.proj_rows) : 0;
   const MmaLayout L = MmaLayout::make(a.units, P, B);
   const int64_t ld = L.ld;
@@ -91,14 +80,14 @@ BK_GLOBAL void __launch_bounds__(kLstmThreads, 1) lstm_fwd_persistent_mma(Args a
 }  // namespace
 
 template <typename T, bool kProj>
-cudaError_t launch_fwd_mma(const Args& a, const LstmPlan& plan, cudaStream_t stream) {
-  return launch_persistent<lstm_fwd_persistent_mma<T, kProj>>(plan.blocks, plan.smem, stream, a);
+cudaError_t launch_fwd_mma(const Dirs<Args>& g, int grid, size_t smem, cudaStream_t stream) {
+  return launch_persistent<lstm_fwd_persistent_mma<T, kProj>>(grid, smem, stream, g);
 }
 
-template cudaError_t launch_fwd_mma<__half, false>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__half, true>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__nv_bfloat16, false>(const Args&, const LstmPlan&, cudaStream_t);
-template cudaError_t launch_fwd_mma<__nv_bfloat16, true>(const Args&, const LstmPlan&, cudaStream_t);
+template cudaError_t launch_fwd_mma<__half, false>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__half, true>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__nv_bfloat16, false>(const Dirs<Args>&, int, size_t, cudaStream_t);
+template cudaError_t launch_fwd_mma<__nv_bfloat16, true>(const Dirs<Args>&, int, size_t, cudaStream_t);
 
 }  // namespace lstm
 }  // namespace cuda

@@ -25,8 +25,9 @@ struct MmaLayout {
   BK_LSTM_HD int64_t total(int64_t proj_rows, int64_t H) const { return weights() + n_rows * ld + proj_rows * H; }
 };
 
+// grid: blocks of all the launch's directions.
 template <typename T, bool kProj>
-cudaError_t launch_fwd_mma(const Args& a, const LstmPlan& plan, cudaStream_t stream);
+cudaError_t launch_fwd_mma(const Dirs<Args>& g, int grid, size_t smem, cudaStream_t stream);
 
 }  // namespace lstm
 }  // namespace cuda

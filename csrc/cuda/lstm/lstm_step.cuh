@@ -25,6 +25,33 @@ struct Args {
   int proj_rows;  // projection rows per block
 };
 
+// The arguments of one launch: one direction, or both directions of a
+// bidirectional layer at once (grid split in halves, direction = half; the
+// halves share every grid_sync, so one sync per step serves both). `blocks`
+// is the grid of one direction. A (Args or GruArgs) is one direction's.
+template <typename A>
+struct Dirs {
+  A d[2];
+  int n;       // directions in this launch (1 or 2)
+  int blocks;  // blocks per direction
+};
+
+// This block's direction and its block index within that direction.
+template <typename A>
+BK_DEVICE const A& my_dir(const Dirs<A>& g, int64_t* blk) {
+  const int k = int(blockIdx.x) >= g.blocks ? 1 : 0;
+  *blk = int64_t(blockIdx.x) - int64_t(k) * g.blocks;
+  return g.d[k];
+}
+
+inline Dirs<Args> dirs_args(const LstmParams* p, const LstmCudaWork* w, int n, const LstmPlan& plan) {
+  Dirs<Args> g{};
+  for (int k = 0; k < n; ++k) g.d[k] = Args{p[k], w[k], plan.units, plan.proj_rows};
+  g.n = n;
+  g.blocks = plan.blocks;
+  return g;
+}
+
 // A weight slice: element k of row (gate q, unit j) sits at
 // base[q * s_gate + j * s_unit + k * s_k]; shared memory or global memory.
 template <typename T>

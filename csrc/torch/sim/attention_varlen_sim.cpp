@@ -62,21 +62,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_varlen_backward_sim(
   return {a.dq, a.dk, a.dv};
 }
 
-at::Tensor attention_decode_sim(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                                const at::Tensor& seqused_k, double scale) {
-  auto a = bk::glue::make_decode(q, k_cache, v_cache, seqused_k, scale);
-  const char* why = bk::cuda::attention_decode_unsupported(a.p);
+at::Tensor attention_decode_sim(const at::Tensor& q, at::Tensor& k_cache, at::Tensor& v_cache,
+                                const at::Tensor& cache_seqlens, const std::optional<at::Tensor>& k_new,
+                                const std::optional<at::Tensor>& v_new, double scale) {
+  auto a = bk::glue::make_decode(q, k_cache, v_cache, cache_seqlens, k_new, v_new, scale);
+  const char* why = bk::cuda::attention_decode_unsupported(a.f.p);
   TORCH_CHECK(why == nullptr, "bigkernels: attention_decode (cuda_sim): ", why ? why : "");
-  auto ws = bk::cuda::attention_decode_plan(a.p);
+  auto ws = bk::cuda::attention_decode_plan(a.f.p);
   last_decode_splits = ws.num_splits;
   const int64_t splits = ws.num_splits;
-  at::Tensor o_partial = at::empty({splits, a.q.size(0), a.q.size(1), a.q.size(2), a.q.size(3)}, a.lse.options());
-  at::Tensor lse_partial = at::empty({splits, a.q.size(0), a.q.size(1), a.q.size(2)}, a.lse.options());
+  const at::Tensor& fq = a.f.q;
+  at::Tensor o_partial = at::empty({splits, fq.size(0), fq.size(1), fq.size(2), fq.size(3)}, a.f.lse.options());
+  at::Tensor lse_partial = at::empty({splits, fq.size(0), fq.size(1), fq.size(2)}, a.f.lse.options());
   {
-    Guarded gq(span_of(a.q), Guarded::kIn), gk(span_of(a.k), Guarded::kIn), gv(span_of(a.v), Guarded::kIn);
-    Guarded gu(a.seqused, Guarded::kIn), go(a.o, Guarded::kOut), gl(a.lse, Guarded::kOut);
+    // The caches are read and written (the append): copied in and back out.
+    const bool append = a.append.seqlen_new > 0;
+    const auto cache_mode = append ? Guarded::kInOut : Guarded::kIn;
+    Guarded gq(span_of(fq), Guarded::kIn), gk(span_of(a.f.k), cache_mode), gv(span_of(a.f.v), cache_mode);
+    std::optional<Guarded> gkn, gvn;
+    if (append) {
+      gkn.emplace(span_of(a.k_new), Guarded::kIn);
+      gvn.emplace(span_of(a.v_new), Guarded::kIn);
+    }
+    Guarded gu(a.f.seqused, Guarded::kIn), go(a.f.o, Guarded::kOut), gl(a.f.lse, Guarded::kOut);
     Guarded gop(o_partial, Guarded::kOut), glp(lse_partial, Guarded::kOut);
-    bk::AttentionParams p = a.p;
+    bk::AttentionParams p = a.f.p;
     p.q = gq.get();
     p.k = gk.get();
     p.v = gv.get();
@@ -87,10 +97,18 @@ at::Tensor attention_decode_sim(const at::Tensor& q, const at::Tensor& k_cache, 
       ws.o_partial = static_cast<float*>(gop.get());
       ws.lse_partial = static_cast<float*>(glp.get());
     }
-    bk::simglue::check(bk::cuda::attention_decode(p, ws, a.q.scalar_type() == at::kBFloat16, nullptr),
+    bk::cuda::AttentionCacheAppend ap = a.append;
+    if (append) {
+      ap.k_new = gkn->get();
+      ap.v_new = gvn->get();
+      ap.k_cache = gk.get();
+      ap.v_cache = gv.get();
+    }
+    bk::simglue::check(bk::cuda::attention_decode(p, ws, fq.scalar_type() == at::kBFloat16, nullptr, ap),
                        "attention_decode");
   }
-  return a.o;
+  bk::glue::finish_decode(a, k_cache, v_cache);
+  return a.f.o;
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // copied into a guard-page buffer (an overrun past its end faults, and the
 // emulator names the kernel), outputs start as 0xFF bytes (NaN in every float
 // format) so an element the kernel never writes shows up; errors from the
-// emulator (deadlock, mask mismatch, ...) become Python exceptions.
+// emulator (deadlock, mask mismatch, ...) become Python exceptions. kInOut:
+// read and written in place (copied in, and back out).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
@@ -17,15 +18,15 @@ namespace simglue {
 
 class Guarded {
  public:
-  enum Mode { kIn, kOut };
+  enum Mode { kIn, kOut, kInOut };
   Guarded(const at::Tensor& t, Mode mode) : t_(t), mode_(mode), bytes_(size_t(t.numel()) * t.element_size()) {
     p_ = bk::sim::guarded_alloc(bytes_ ? bytes_ : 1);
     TORCH_CHECK(p_ != nullptr, "bigkernels cuda_sim: guard-page allocation failed");
-    if (mode == kIn) memcpy(p_, t.data_ptr(), bytes_);
+    if (mode != kOut) memcpy(p_, t.data_ptr(), bytes_);
     else memset(p_, 0xFF, bytes_);
   }
   ~Guarded() {
-    if (mode_ == kOut) memcpy(t_.data_ptr(), p_, bytes_);
+    if (mode_ != kIn) memcpy(t_.data_ptr(), p_, bytes_);
     bk::sim::guarded_free(p_);
   }
   Guarded(const Guarded&) = delete;
