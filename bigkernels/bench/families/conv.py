@@ -5,7 +5,8 @@ against eager torch in the same run:
     Conv2dBNAct modules;
   - per layer: conv + BN + ReLU over ResNet-18/50 layer shapes (eval: torch
     conv -> bn -> relu vs the folded fused conv; train: forward + backward);
-  - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13.
+  - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13;
+  - Conv1d + BN + ReLU blocks (Conv1dBNAct), eval and training.
 GPU: bigkernels/bench/conv_gpu.py."""
 import copy
 
@@ -82,7 +83,7 @@ def fused(model):
 def _randomise_bn(model, seed):
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             with torch.no_grad():
                 m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
@@ -211,7 +212,47 @@ def depthwise_cases(quick):
     return cases
 
 
+# (name, N, C_in, L, C_out, kernel): 1-D conv + BN + ReLU blocks (speech/text encoders)
+CONV1D = [("conv1d k3", 8, 128, 512, 128, 3), ("conv1d k5 256ch", 8, 256, 256, 256, 5)]
+
+
+def conv1d_cases(quick):
+    """Conv1dBNAct against nn.Sequential(Conv1d, BatchNorm1d, ReLU): eval
+    (BN folded) and a training forward+backward."""
+    from ...nn import Conv1dBNAct
+
+    cases = []
+    for name, n, cin, length, cout, k in CONV1D[:1] if quick else CONV1D:
+        torch.manual_seed(0)
+        seq = nn.Sequential(nn.Conv1d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm1d(cout), nn.ReLU())
+        _randomise_bn(seq, 1)
+        x = torch.randn(n, cin, length)
+        flops = 2.0 * n * cout * length * cin * k
+        params = dict(N=n, C_in=cin, L=length, C_out=cout, k=k, dtype="float32")
+        for train in (False, True):
+            ref = copy.deepcopy(seq).train(train)
+            ours = Conv1dBNAct.from_modules(ref[0], ref[1], nn.ReLU()).train(train)
+            xg = x.clone().requires_grad_(train)
+
+            def run(m, xg=xg, train=train):
+                def f():
+                    if not train:
+                        with torch.no_grad():
+                            return m(xg)
+                    y = m(xg)
+                    y.backward(torch.ones_like(y))
+                    return y.detach()
+                return f
+
+            cases.append(Case("conv", f"{name} conv+bn+relu {'train fwd+bwd' if train else 'eval'}",
+                              dict(params, mode="train" if train else "eval"),
+                              {"torch": run(ref), "bigkernels": run(ours)}, "torch",
+                              flops=flops * (3 if train else 1),
+                              validate=None if train else _validate(run(ours), run(ref), 1e-4)))
+    return cases
+
+
 def cases(quick: bool, device: str) -> list:
     if device != "cpu":
         return conv_gpu.cases(quick, device)
-    return network_cases(quick) + layer_cases(quick) + depthwise_cases(quick)
+    return network_cases(quick) + layer_cases(quick) + depthwise_cases(quick) + conv1d_cases(quick)
