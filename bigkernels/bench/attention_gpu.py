@@ -11,7 +11,7 @@ Written without a GPU to run it (none was lent to this project): the first
 GPU run is its first test; `python -m bigkernels gpu-check` runs it."""
 import torch
 
-from .case import Case
+from .case import Case, runnable
 
 TOKENS = 16384
 HIDDEN = 2048
@@ -64,19 +64,6 @@ def _timed(fn, q, k, v, backward, grad):
     return run
 
 
-def _working(fns, q, k, v, backward, grad, notes):
-    """The implementations that run this case, each tried once."""
-    kept = {}
-    for name, fn in fns.items():
-        try:
-            _timed(fn, q, k, v, backward, grad)()
-            torch.cuda.synchronize(q.device)
-            kept[name] = fn
-        except Exception as exc:  # a backend without this dtype / head dim / GPU
-            notes[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-    return kept
-
-
 def _validate(ours, q, k, v, causal):
     def check():
         with torch.no_grad():
@@ -113,7 +100,8 @@ def cases(quick, device):
                             fns["flex_attention"] = _flex(causal, s, device)
                         except Exception as exc:
                             notes["flex_attention"] = f"{type(exc).__name__}: {exc}"[:200]
-                        kept = _working(fns, q, k, v, backward, grad, notes)
+                        kept = runnable({n: _timed(fn, q, k, v, backward, grad) for n, fn in fns.items()},
+                                        q.device, notes)
                         if "torch_sdpa" not in kept:
                             continue
                         mode = "fwd+bwd" if backward else "fwd"
@@ -122,8 +110,8 @@ def cases(quick, device):
                         out.append(Case(
                             family="attention", name=name,
                             params=dict(B=b, H=h, S=s, D=d, dtype=str(dtype)[6:], causal=causal, mode=mode),
-                            impls={n: _timed(fn, q, k, v, backward, grad) for n, fn in kept.items()},
+                            impls=kept,
                             baseline="torch_sdpa", flops=flops, notes=notes,
-                            validate=(_validate(kept["bigkernels_auto"], q.detach(), k.detach(), v.detach(), causal)
+                            validate=(_validate(fns["bigkernels_auto"], q.detach(), k.detach(), v.detach(), causal)
                                       if "bigkernels_auto" in kept else None)))
     return out

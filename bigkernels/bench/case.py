@@ -21,3 +21,20 @@ class Case:
 # Set by the runner from the command line (`--no-compile`): whether cases time
 # torch.compile beside eager (Inductor spends minutes per graph on 2 CPU cores).
 OPTIONS = {"compile": True}
+
+
+def runnable(runs, device, notes):
+    """The GPU cases' implementations that run here, each tried once
+    (name -> zero-argument call); the others are named in `notes` with why
+    (a backend missing from this build or GPU, a dtype or head dim it lacks)."""
+    import torch
+
+    kept = {}
+    for name, run in runs.items():
+        try:
+            run()
+            torch.cuda.synchronize(device)
+            kept[name] = run
+        except Exception as exc:
+            notes[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    return kept

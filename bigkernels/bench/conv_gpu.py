@@ -18,7 +18,7 @@ from torch import nn
 
 from ..nn import Conv2dBNAct
 from ..ops.conv_path import use_conv_path
-from .case import Case
+from .case import Case, runnable
 
 BATCH = 32
 # (name, C_in, H, C_out, kernel, stride): ResNet-50 bottleneck convs at 224 x 224.
@@ -65,18 +65,6 @@ def _timed(fn, x, train):
     return run
 
 
-def _working(fns, x, train, notes):
-    kept = {}
-    for name, fn in fns.items():
-        try:
-            _timed(fn, x, train)()
-            torch.cuda.synchronize(x.device)
-            kept[name] = fn
-        except Exception as exc:  # a backend without this dtype / build / GPU
-            notes[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-    return kept
-
-
 def _validate(ours, seq, x):
     def check():
         with torch.no_grad():
@@ -108,7 +96,7 @@ def cases(quick, device):
                     module, fn = _ours(copy.deepcopy(seq), backend, path)
                     module.train(train)
                     fns[impl] = fn
-                kept = _working(fns, x, train, notes)
+                kept = runnable({n: _timed(fn, x, train) for n, fn in fns.items()}, x.device, notes)
                 if "cudnn+pointwise" not in kept:
                     continue
                 ho = (h + 2 * (k // 2) - k) // s + 1
@@ -118,7 +106,7 @@ def cases(quick, device):
                     "conv", f"{name} conv+bn+relu {mode} {str(dtype)[6:]}",
                     dict(layer=name, N=BATCH, C_in=cin, H=h, C_out=cout, k=k, stride=s, dtype=str(dtype)[6:],
                          layout="channels_last", mode="train" if train else "eval"),
-                    {n: _timed(fn, x, train) for n, fn in kept.items()}, "cudnn+pointwise", flops=flops,
-                    notes=notes, validate=(_validate(kept["bigkernels_auto"], seq, x.detach())
+                    kept, "cudnn+pointwise", flops=flops,
+                    notes=notes, validate=(_validate(fns["bigkernels_auto"], seq, x.detach())
                                            if not train and "bigkernels_auto" in kept else None)))
     return out

@@ -15,7 +15,7 @@ Written without a GPU to run it (none was lent to this project): the first
 GPU run is its first test; `python -m bigkernels gpu-check` runs it."""
 import torch
 
-from .case import Case
+from .case import Case, runnable
 from .flops import lstm_flops
 
 T = 100
@@ -71,19 +71,6 @@ def _run(module, x, train, backend=None):
     return call
 
 
-def _working(runs, device, notes):
-    """The implementations that run this case, each tried once."""
-    kept = {}
-    for name, run in runs.items():
-        try:
-            run()
-            torch.cuda.synchronize(device)
-            kept[name] = run
-        except Exception as exc:  # a backend without this dtype / build / GPU
-            notes[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-    return kept
-
-
 def _validate(ours, theirs, x):
     def check():
         with torch.no_grad():
@@ -111,7 +98,7 @@ def cases(quick, device):
                 for backend in ("auto", "cuda", "triton"):
                     runs[f"bigkernels_{backend}"] = _run(ours, x, train, backend)
                 notes = {}
-                kept = _working(runs, device, notes)
+                kept = runnable(runs, device, notes)
                 if "torch_cudnn" not in kept:
                     continue
                 try:
