@@ -160,3 +160,12 @@ def test_bad_input_names_the_argument():
         ops.conv1d(x, w, residual=torch.randn(2, 6, 8))
     with pytest.raises(TypeError, match="bn must be an nn.BatchNorm1d"):
         from_modules(nn.Conv1d(4, 6, 3), nn.BatchNorm2d(6))
+
+
+def test_gradcheck_float64():
+    gen = torch.Generator().manual_seed(3)
+    x, w, b, r = (torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+                  for shape in ((2, 4, 9), (6, 2, 3), (6,), (2, 6, 4)))
+    assert torch.autograd.gradcheck(
+        lambda x, w, b, r: ops.conv1d(x, w, b, stride=2, padding=1, groups=2, activation="silu", residual=r),
+        (x, w, b, r))
