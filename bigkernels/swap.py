@@ -23,8 +23,9 @@ from torch import nn
 
 log = logging.getLogger("bigkernels.swap")
 
-FAMILIES = ("conv", "lstm", "attention")
+FAMILIES = ("conv", "lstm", "attention", "linear")
 _CONVERTERS = {}  # torch type -> (family, fn(module) -> new module)
+_PARENT_PASSES = {}  # family -> fn(parent, qualified name, report, record), run after the children's converters
 
 
 class Unsupported(Exception):
@@ -42,6 +43,15 @@ def register_converter(torch_type, fn, *, family):
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     _CONVERTERS[torch_type] = (family, fn)
+
+
+def register_parent_pass(family, fn):
+    """fn(parent, name, report, record) runs on every module swap() walks,
+    after its children were converted: the matches that span several slots
+    (conv + BN + activation chains, a Linear and the activation after it)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    _PARENT_PASSES[family] = fn
 
 
 @dataclass
@@ -154,30 +164,30 @@ def _type_name(module):
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def swap(model, *, conv=True, lstm=True, attention=True, backend=None):
+def swap(model, *, conv=True, lstm=True, attention=True, linear=True, backend=None):
     """Replace, in place and recursively, torch's LSTM/GRU/RNN (and cells),
-    MultiheadAttention and conv + batch norm + activation (+ residual) chains (Conv2d, Conv1d)
+    MultiheadAttention, Linear and conv + batch norm + activation (+ residual) chains (Conv2d, Conv1d)
     by bigkernels modules. Returns a SwapReport (also logged at INFO).
 
     backend: None/"auto" or a backend name; the router is process-wide, so a
     forced name is applied with `bigkernels.use_backend(backend)`, as if you
     had called it yourself, and shown in the report."""
     from .backends import selection
-    from . import swap_rules, swap_fx
+    from . import swap_rules
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for name, flag in (("conv", conv), ("lstm", lstm), ("attention", attention)):
+    for name, flag in (("conv", conv), ("lstm", lstm), ("attention", attention), ("linear", linear)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     forced = selection._validate(backend)
     if forced is not None:
         selection.use_backend(forced)
     report = SwapReport(backend=forced or "auto")
-    enabled = {f for f, on in zip(FAMILIES, (conv, lstm, attention)) if on}
+    enabled = {f for f, on in zip(FAMILIES, (conv, lstm, attention, linear)) if on}
     record = model.__dict__.setdefault("_bigkernels_swaps", [])
     swap_rules.register_all()
-    _walk(model, "", enabled, report, record, swap_fx)
+    _walk(model, "", enabled, report, record)
     swap_rules.after_swap(model, record)
     for row in report.swapped:
         log.info("swapped %s: %s -> %s (backend %s)", *row)
@@ -188,7 +198,7 @@ def swap(model, *, conv=True, lstm=True, attention=True, backend=None):
     return report
 
 
-def _walk(module, name, enabled, report, record, swap_fx):
+def _walk(module, name, enabled, report, record):
     for child_name, child in list(module.named_children()):
         qual = f"{name}.{child_name}" if name else child_name
         entry = _CONVERTERS.get(type(child))
@@ -206,9 +216,10 @@ def _walk(module, name, enabled, report, record, swap_fx):
             continue
         if getattr(child, "_bigkernels_swapped", False) or type(child).__module__.startswith("bigkernels.nn."):
             continue  # ours already (a second swap() call, or a model built from bigkernels.nn)
-        _walk(child, qual, enabled, report, record, swap_fx)
-    if "conv" in enabled:
-        swap_fx.fuse_conv_chains(module, name, report, record)
+        _walk(child, qual, enabled, report, record)
+    for family, parent_pass in _PARENT_PASSES.items():
+        if family in enabled:
+            parent_pass(module, name, report, record)
 
 
 def _remove_hooks(parent):

@@ -9,9 +9,10 @@ built before the swap still holds the parameters that train.
 from torch import nn
 
 from . import swap_fx
-from .swap import Unsupported, register_converter
+from .swap import Unsupported, _type_name, install, register_converter, register_parent_pass
 
-# torch type -> (bigkernels.nn name, family, constructor attributes read off the original)
+# torch type -> (bigkernels.nn name, family, constructor attributes read off the original, or a
+# function of the original returning the constructor's keyword arguments)
 _RNN = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
 RULES = {
     nn.LSTM: ("LSTM", "lstm", _RNN + ("proj_size",)),
@@ -21,6 +22,8 @@ RULES = {
     nn.GRUCell: ("GRUCell", "lstm", ("input_size", "hidden_size", "bias")),
     nn.RNNCell: ("RNNCell", "lstm", ("input_size", "hidden_size", "bias", "nonlinearity")),
     nn.MultiheadAttention: ("MultiheadAttention", "attention", None),
+    nn.Linear: ("Linear", "linear", lambda m: dict(in_features=m.in_features, out_features=m.out_features,
+                                                   bias=m.bias is not None)),
 }
 
 
@@ -44,10 +47,28 @@ def _mha_kwargs(m):
                 add_zero_attn=m.add_zero_attn, kdim=m.kdim, vdim=m.vdim, batch_first=m.batch_first)
 
 
-def _converter(torch_type, ours_name, attrs):
+def _forced_backend_serves(family):
+    """A forced backend with no implementation of the family's op (linear has
+    only `torch`: the GEMM is oneDNN's) leaves those modules torch's, so that
+    swap(model, backend="cpu") runs instead of raising on every Linear."""
+    from .backends import registry, selection
+
+    forced = selection.forced_backend()
+    if family == "linear" and forced is not None and forced not in registry.impls("linear"):
+        raise Unsupported(f"the forced backend '{forced}' does not implement linear "
+                          f"(implemented by: {', '.join(sorted(registry.impls('linear')))})")
+
+
+def _converter(torch_type, ours_name, attrs, family):
     def convert(module):
+        _forced_backend_serves(family)
         cls = _ours(ours_name)
-        kwargs = _mha_kwargs(module) if attrs is None else {a: getattr(module, a) for a in attrs}
+        if attrs is None:
+            kwargs = _mha_kwargs(module)
+        elif callable(attrs):
+            kwargs = attrs(module)
+        else:
+            kwargs = {a: getattr(module, a) for a in attrs}
         new = cls(**kwargs, **_factory(module))
         try:
             new.load_state_dict(module.state_dict(keep_vars=True), strict=True, assign=True)
@@ -125,10 +146,34 @@ def _fast_path_off(model, record):
             _set(m, "use_nested_tensor", False, record)
 
 
+def fuse_linear_activations(parent, name, report, record):
+    """In an nn.Sequential, a Linear that swap() just converted followed by an
+    activation module: the activation moves into the linear op (a oneDNN
+    post-op when no gradient is needed: one pass over the output fewer) and
+    its slot becomes nn.Identity, so the indices and state_dict keys stay."""
+    if not isinstance(parent, nn.Sequential):
+        return
+    from .nn import Linear
+    from .nn.conv import activation_of
+
+    items = list(parent._modules.items())
+    for (slot, lin), (act_slot, act) in zip(items, items[1:]):
+        if type(lin) is not Linear or not getattr(lin, "_bigkernels_swapped", False) or lin.activation != "none" \
+                or type(act) not in swap_fx.ACT_MODULES:
+            continue
+        lin.activation, lin.negative_slope = activation_of(act)
+        report.state_dict_map.update(install(parent, {act_slot: act}, {act_slot: nn.Identity()}, record, name))
+        qual = f"{name}.{slot}" if name else slot
+        report.swapped = [(q, f"{src}+{_type_name(act)}" if q == qual else src, dst, b)
+                          for q, src, dst, b in report.swapped]
+
+
 def register_all():
     for torch_type, (ours_name, family, attrs) in RULES.items():
-        register_converter(torch_type, _converter(torch_type, ours_name, attrs), family=family)
+        register_converter(torch_type, _converter(torch_type, ours_name, attrs, family), family=family)
     swap_fx.FUSER["fn"] = fuse_conv
+    register_parent_pass("conv", swap_fx.fuse_conv_chains)
+    register_parent_pass("linear", fuse_linear_activations)
 
 
 def after_swap(model, record):

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ops import attention as _attention_op
+from ..ops.linear import project  # the projections: oneDNN's GEMM on the CPU where it serves
 
 
 def _float_mask(mask, dtype):
@@ -58,13 +59,13 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         w, b = self.in_proj_weight, self.in_proj_bias
         if self._qkv_same_embed_dim and query is key and key is value:
             # self-attention: one GEMM for q, k and v (torch's packed in-projection), split into views
-            return F.linear(query, w, b).unflatten(-1, (3, e)).unbind(-2)
+            return project(query, w, b).unflatten(-1, (3, e)).unbind(-2)
         bq, bk, bv = (None, None, None) if b is None else b.split(e)
         if self._qkv_same_embed_dim:
             wq, wk, wv = w.split(e)
         else:
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+        return project(query, wq, bq), project(key, wk, bk), project(value, wv, bv)
 
     def _attend(self, query, key, value, key_padding_mask, attn_mask, is_causal, bdim):
         """Inputs (N, L, E) for bdim=0, (L, N, E) for bdim=1 -> output in the same layout."""
@@ -96,7 +97,7 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
             out = out.transpose(1, 2).reshape(bsz, tgt_len, self.embed_dim)
         else:
             out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, self.embed_dim)
-        return F.linear(out, self.out_proj.weight, self.out_proj.bias)
+        return project(out, self.out_proj.weight, self.out_proj.bias)
 
     def _merge_masks(self, attn_mask, key_padding_mask, bsz, dtype):
         """torch's masks -> one mask broadcastable to (N, H, L, S) for our op:

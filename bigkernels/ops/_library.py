@@ -28,6 +28,15 @@ def define_native(name: str, schema: str, fake):
         torch.library.register_fake(qualname(name + suffix), fake, lib=LIB)
 
 
+def define(name: str, schema: str, fake, *, cpu):
+    """Define one op implemented in Python (no _sim variant): its schema, fake
+    kernel and CPU kernel; register_autograd below takes it like a native op."""
+    LIB.define(name + schema)
+    _DEFINED.add(name)
+    torch.library.register_fake(qualname(name), fake, lib=LIB)
+    LIB.impl(name, cpu, "CPU")
+
+
 def op(name: str):
     """The OpOverload torch.ops.bigkernels.<name>.default."""
     return getattr(torch.ops.bigkernels, name).default

@@ -15,6 +15,7 @@ from . import _rnn_checks as rc
 from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
+from .linear import project  # the input projections: oneDNN's GEMM where it serves (ops/linear.py)
 
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 _VF_FN = {"LSTM": torch._VF.lstm, "GRU": torch._VF.gru, "RNN_TANH": torch._VF.rnn_tanh,
@@ -30,10 +31,10 @@ def _layer(mode, inp, states, w, has_biases, reverse):
     w_ih, w_hh = w[0], w[1]
     b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
     if mode == "GRU":
-        y, h = _gru.gru_layer(F.linear(inp, w_ih, b_ih), states[0], w_hh, b_hh, reverse=reverse)
+        y, h = _gru.gru_layer(project(inp, w_ih, b_ih), states[0], w_hh, b_hh, reverse=reverse)
         return y, (h,)
     bias = b_ih + b_hh if has_biases else None
-    x_proj = F.linear(inp, w_ih, bias)
+    x_proj = project(inp, w_ih, bias)
     if mode == "LSTM":
         w_hr = w[4 if has_biases else 2] if len(w) in (3, 5) else None
         y, h, c = _lstm.lstm_layer(x_proj, states[0], states[1], w_hh, w_hr=w_hr, reverse=reverse)
