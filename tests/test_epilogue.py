@@ -162,3 +162,22 @@ def test_autocast_promotes_mixed_dtypes():
 def test_empty_and_scalar_inputs():
     assert bias_act(torch.empty(0, 4), torch.zeros(4), activation="relu").shape == (0, 4)
     assert bias_act(torch.tensor(-1.0), activation="relu").item() == 0.0
+
+
+@pytest.mark.parametrize("backend", kernel_backends())
+def test_derivatives_at_the_kinks_follow_torch(backend):
+    """Exactly at the kinks (relu at 0, relu6 at 0 and 6, hardswish at -3 and 3), where the float64
+    reference of random inputs never lands but bf16 values often do: torch's one-sided choices."""
+    ensure_backend(backend)
+    z = torch.tensor([-3.0, 0.0, 3.0, 6.0, -3.5, 2.5], dtype=torch.float32, device=device_for(backend))
+    for act in ("relu", "relu6", "hardswish", "leaky_relu"):
+        x = z.clone().requires_grad_()
+        with bigkernels.use_backend(backend):
+            bias_act(x, activation=act).sum().backward()
+        want = z.clone().requires_grad_()
+        _ACT_FNS[act](want).sum().backward()
+        torch.testing.assert_close(x.grad, want.grad, rtol=0, atol=1e-6, msg=act)
+
+
+_ACT_FNS = {"relu": torch.relu, "relu6": torch.nn.functional.relu6, "hardswish": torch.nn.functional.hardswish,
+            "leaky_relu": torch.nn.functional.leaky_relu}

@@ -39,13 +39,19 @@ def _forward_backward(fn, args, g):
     return [y] + list(torch.autograd.grad(y, tensors, g.to(y.dtype)))
 
 
+def _ours(backend, *args, **kwargs):
+    with bigkernels.use_backend(backend):
+        return linear(*args, **kwargs)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_matches_float64_reference_forward_and_backward(activation, dtype):
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_matches_float64_reference_forward_and_backward(backend, activation, dtype):
     for i, (shape, out_features) in enumerate(SHAPES):
         bias = i != 1
         ref_args, args, g = _inputs(shape, out_features, dtype, bias=bias)
-        ours = _forward_backward(lambda x, w, b: linear(x, w, b, activation, negative_slope=0.1), args, g)
+        ours = _forward_backward(lambda x, w, b: _ours(backend, x, w, b, activation, negative_slope=0.1), args, g)
         torch_same = _forward_backward(lambda x, w, b: apply(F.linear(x, w, b), activation, 0.1), args, g)
         ref = _forward_backward(lambda x, w, b: apply(F.linear(x, w, b), activation, 0.1), ref_args, g)
         for name, o, r, t in zip(("y", "dx", "dw", "db"), ours, ref, torch_same):
@@ -56,11 +62,12 @@ def test_matches_float64_reference_forward_and_backward(activation, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_no_grad_forward_takes_the_fused_post_op(activation, dtype):
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_no_grad_forward_takes_the_fused_post_op(backend, activation, dtype):
     """Without a gradient the activation runs inside oneDNN's GEMM (or after it, for relu6 and leaky_relu)."""
     ref_args, args, _ = _inputs((11, 40), 23, dtype)
     with torch.no_grad():
-        y = linear(*args, activation, negative_slope=0.2)
+        y = _ours(backend, *args, activation, negative_slope=0.2)
         theirs = apply(F.linear(*args), activation, 0.2)
         ref = apply(F.linear(*ref_args), activation, 0.2)
     assert not y.requires_grad
@@ -77,22 +84,24 @@ def test_activation_backward_matches_autograd_in_float64(activation):
 
 
 @pytest.mark.parametrize("activation", ["none", "gelu_tanh", "leaky_relu"])
-def test_gradcheck_float64(activation):
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_gradcheck_float64(backend, activation):
     _, (x, w, b), _ = _inputs((5, 9), 7, torch.float64)
-    assert torch.autograd.gradcheck(lambda x, w, b: linear(x, w, b, activation), (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w, b: _ours(backend, x, w, b, activation), (x, w, b))
 
 
+@pytest.mark.parametrize("own_act", [True, False])
 @pytest.mark.parametrize("save", [True, False])
 @pytest.mark.parametrize("activation", ["none", "relu", "gelu", "leaky_relu"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_opcheck(activation, bias, save):
+def test_opcheck(activation, bias, save, own_act):
     _, (x, w, b), _ = _inputs((2, 6, 13), 11, torch.float32, bias=bias)
     code = ACTIVATIONS.index(activation)
-    torch.library.opcheck(op("onednn_linear"), (x, w, b, code, 0.1, save))
-    y, z = op("onednn_linear")(x.detach(), w.detach(), None if b is None else b.detach(), code, 0.1, True)
+    torch.library.opcheck(op("onednn_linear"), (x, w, b, code, 0.1, save, own_act))
+    y, z = op("onednn_linear")(x.detach(), w.detach(), None if b is None else b.detach(), code, 0.1, True, own_act)
     needs = [True, True, bias]
     torch.library.opcheck(op("onednn_linear_backward"),
-                          (torch.randn_like(y), x.detach(), w.detach(), z, code, 0.1, needs))
+                          (torch.randn_like(y), x.detach(), w.detach(), z, code, 0.1, needs, own_act))
 
 
 def test_double_backward_raises_clearly():
@@ -132,20 +141,23 @@ def test_empty_inputs(shape):
     assert x.grad.shape == x.shape and w.grad.shape == w.shape
 
 
-def test_with_onednn_disabled_the_composition_serves():
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_with_onednn_disabled_the_composition_serves(backend):
     _, (x, w, b), _ = _inputs((4, 9), 5, torch.float32)
     with torch.backends.mkldnn.flags(enabled=False):
         assert composite.onednn_unsupported(x, w) is not None
-        y = linear(x, w, b, "tanh")
+        y = _ours(backend, x, w, b, "tanh")
     torch.testing.assert_close(y, torch.tanh(F.linear(x, w, b)))
+    y.sum().backward()
+    assert x.grad is not None and b.grad is not None
 
 
 def test_backends():
     _, (x, w, b), _ = _inputs((4, 9), 5, torch.float32)
     with bigkernels.use_backend("reference"):
         torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b))
-    with bigkernels.use_backend("cpu"), pytest.raises(BackendError, match="no implementation"):
-        linear(x, w, b)  # the GEMM is no kernel of ours: forcing one raises
+    with bigkernels.use_backend("triton"), pytest.raises(BackendError, match="no implementation"):
+        linear(x, w, b)  # no Triton linear: forcing it raises
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -204,7 +216,7 @@ def test_swap_leaves_linear_alone_when_asked_or_when_the_forced_backend_lacks_it
     assert bigkernels.swap(model, linear=False).swapped == []
     assert type(model[0]) is nn.Linear
     try:
-        report = bigkernels.swap(model, backend="cpu")
+        report = bigkernels.swap(model, backend="triton")
     finally:
         bigkernels.use_backend(None)
     assert report.swapped == [] and type(model[0]) is nn.Linear

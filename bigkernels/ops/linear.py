@@ -1,13 +1,15 @@
 """Fused linear layer: y = act(x W^T + b), F.linear's arguments plus an activation.
 
-The GEMM is not a kernel of ours: the `torch` backend serves it, through
-oneDNN on the CPU (float32/bfloat16; the numbers are in
-bigkernels/composite/linear.py) and F.linear elsewhere. The oneDNN path is the
-custom op `onednn_linear` below, with its own backward (the input gradient
-through oneDNN too), so that it is opaque to torch.compile and checked by
-opcheck like every op. `project` is the same GEMM without routing, for the
-input projections inside the recurrent layer loop, which a forced backend
-(`use_backend("cpu")`) must not turn into an error."""
+The GEMM is not a kernel of ours: on the CPU (float32/bfloat16) both backends
+call oneDNN's (the numbers are in bigkernels/composite/linear.py), through
+the custom op `onednn_linear` below, with its own backward (the input
+gradient through oneDNN too), so that it is opaque to torch.compile and
+checked by opcheck like every op. The backends differ in the activation where
+it is a pass of its own: `cpu` runs our bias_act kernels (2-3x torch's gelu),
+`torch` torch's ops. Elsewhere (CUDA, float16/float64, oneDNN off) `torch` is
+F.linear + torch's activation and `cpu` F.linear + our bias_act op. `project`
+is the GEMM without routing, for the input projections of the recurrent
+layers and attention, which a forced backend must not turn into an error."""
 import torch
 import torch.nn.functional as F
 
@@ -18,18 +20,19 @@ from . import _checks
 from . import activation as acts
 from ._library import call, define, register_autograd, wants_grad
 
-_FWD = "(Tensor x, Tensor weight, Tensor? bias, int activation, float alpha, bool save) -> (Tensor, Tensor)"
-_BWD = ("(Tensor grad_y, Tensor x, Tensor weight, Tensor z, int activation, float alpha, bool[3] needs) "
-        "-> (Tensor, Tensor, Tensor)")
+_FWD = ("(Tensor x, Tensor weight, Tensor? bias, int activation, float alpha, bool save, bool own_act) "
+        "-> (Tensor, Tensor)")
+_BWD = ("(Tensor grad_y, Tensor x, Tensor weight, Tensor z, int activation, float alpha, bool[3] needs, "
+        "bool own_act) -> (Tensor, Tensor, Tensor)")
 
 
-def _fake_forward(x, weight, bias, activation, alpha, save):
+def _fake_forward(x, weight, bias, activation, alpha, save, own_act):
     y = x.new_empty(*x.shape[:-1], weight.shape[0])
     keep = save and acts.ACTIVATIONS[activation] != "none"
     return y, (torch.empty_like(y) if keep else x.new_empty(0))
 
 
-def _fake_backward(grad_y, x, weight, z, activation, alpha, needs):
+def _fake_backward(grad_y, x, weight, z, activation, alpha, needs, own_act):
     empty = x.new_empty(0)
     return (torch.empty_like(x) if needs[0] else empty, torch.empty_like(weight) if needs[1] else empty,
             x.new_empty(weight.shape[0]) if needs[2] else empty)
@@ -40,22 +43,22 @@ define("onednn_linear_backward", _BWD, _fake_backward, cpu=composite.onednn_back
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, bias, activation, alpha, save = inputs
+    x, weight, bias, activation, alpha, save, own_act = inputs
     # save=False with an activation keeps no pre-activation: backward recomputes it
     recompute = not save and acts.ACTIVATIONS[activation] != "none"
     ctx.save_for_backward(x, weight, output[1], bias if recompute else None)
-    ctx.args = (activation, alpha, bias is not None, recompute)
+    ctx.args = (activation, alpha, bias is not None, recompute, own_act)
 
 
 def _backward(ctx, grad_y, _grad_z):
     x, weight, z, bias = ctx.saved_tensors
-    activation, alpha, has_bias, recompute = ctx.args
+    activation, alpha, has_bias, recompute, own_act = ctx.args
     if recompute:
-        z = torch.ops.bigkernels.onednn_linear.default(x, weight, bias, 0, 0.0, False)[0]
+        z = torch.ops.bigkernels.onednn_linear.default(x, weight, bias, 0, 0.0, False, own_act)[0]
     needs = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1]), has_bias and bool(ctx.needs_input_grad[2])]
     dx, dw, db = torch.ops.bigkernels.onednn_linear_backward.default(grad_y.contiguous(), x, weight, z, activation,
-                                                                      alpha, needs)
-    return (dx if needs[0] else None, dw if needs[1] else None, db if needs[2] else None, None, None, None)
+                                                                      alpha, needs, own_act)
+    return (dx if needs[0] else None, dw if needs[1] else None, db if needs[2] else None, None, None, None, None)
 
 
 def _no_double_backward(ctx, *grads):
@@ -67,11 +70,28 @@ register_autograd("onednn_linear", _backward, setup_context=_setup_context)
 register_autograd("onednn_linear_backward", _no_double_backward)
 
 
+def _onednn(x, weight, bias, activation, alpha, own_act):
+    grad = wants_grad(x, weight, bias)
+    return call("onednn_linear", x, weight, bias, activation, alpha, grad, own_act, grad=grad)[0]
+
+
 def _torch_linear(x, weight, bias, activation, alpha):
     if composite.onednn_unsupported(x, weight) is None:
-        grad = wants_grad(x, weight, bias)
-        return call("onednn_linear", x, weight, bias, activation, alpha, grad, grad=grad)[0]
+        return _onednn(x, weight, bias, activation, alpha, False)
     return composite.linear(x, weight, bias, activation, alpha)
+
+
+def _cpu_linear(x, weight, bias, activation, alpha):
+    if composite.onednn_unsupported(x, weight) is None:
+        return _onednn(x, weight, bias, activation, alpha, True)
+    z = F.linear(x, weight, bias)
+    if activation == 0:
+        return z
+    return call("bias_act", z.contiguous(), None, None, activation, alpha, max(z.dim() - 1, 0))
+
+
+def _cpu_only(x, *args):
+    return None if x.device.type == "cpu" else "the cpu backend serves CPU tensors"
 
 
 def _reference_linear(x, weight, bias, activation, alpha):
@@ -81,9 +101,10 @@ def _reference_linear(x, weight, bias, activation, alpha):
     return composite.linear(f64(x), f64(weight), f64(bias), activation, alpha).to(x.dtype)
 
 
+register("linear", "cpu", kernel="bigkernels::bias_act", supports=_cpu_only)(_cpu_linear)
 register("linear", "torch")(_torch_linear)
 register("linear", "reference")(_reference_linear)
-set_auto_order("linear", "cpu", ("torch",))
+set_auto_order("linear", "cpu", ("cpu", "torch"))
 
 
 def _checked(x, weight, bias):
@@ -124,7 +145,7 @@ def project(x, weight, bias=None):
     (the recurrent layers' input projections; the caller checked the shapes)."""
     if composite.onednn_unsupported(x, weight) is None:
         grad = wants_grad(x, weight, bias)
-        return call("onednn_linear", x, weight, bias, 0, 0.0, grad, grad=grad)[0]
+        return call("onednn_linear", x, weight, bias, 0, 0.0, grad, False, grad=grad)[0]
     return F.linear(x, weight, bias)
 
 

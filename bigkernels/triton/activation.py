@@ -57,7 +57,7 @@ def act_derivative(z, alpha, ACT: tl.constexpr):
         t = _tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))
         d = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * z * z)
     elif ACT == 7:
-        d = tl.where(z < -3.0, zero, tl.where(z <= 3.0, z / 3.0 + 0.5, one))
+        d = tl.where(z <= -3.0, zero, tl.where(z < 3.0, z / 3.0 + 0.5, one))
     elif ACT == 8:
         s = _sigmoid(z)
         d = s * (1.0 - s)

@@ -89,7 +89,7 @@ BK_HD F act_derivative(F z, F alpha) {
     F t = M::Tanh(inner);
     return F(0.5) * (F(1) + t) + F(0.5) * z * (F(1) - t * t) * k * (F(1) + F(3) * F(0.044715) * z * z);
   }
-  if constexpr (A == Act::Hardswish) return z < F(-3) ? F(0) : (z <= F(3) ? z / F(3) + F(0.5) : F(1));
+  if constexpr (A == Act::Hardswish) return z <= F(-3) ? F(0) : (z < F(3) ? z / F(3) + F(0.5) : F(1));
   if constexpr (A == Act::Sigmoid) {
     F s = act_sigmoid<M>(z);
     return s * (F(1) - s);
