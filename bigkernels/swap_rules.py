@@ -6,6 +6,7 @@ module is built with the original's constructor arguments and then takes the
 original's very tensors (`load_state_dict(assign=True)`), so an optimizer
 built before the swap still holds the parameters that train.
 """
+import torch.nn.functional as F
 from torch import nn
 
 from . import swap_fx
@@ -146,26 +147,59 @@ def _fast_path_off(model, record):
             _set(m, "use_nested_tensor", False, record)
 
 
-def fuse_linear_activations(parent, name, report, record):
-    """In an nn.Sequential, a Linear that swap() just converted followed by an
-    activation module: the activation moves into the linear op (a oneDNN
-    post-op when no gradient is needed: one pass over the output fewer) and
-    its slot becomes nn.Identity, so the indices and state_dict keys stay."""
-    if not isinstance(parent, nn.Sequential):
-        return
+def _fusable_linear(lin):
     from .nn import Linear
+
+    return type(lin) is Linear and getattr(lin, "_bigkernels_swapped", False) and lin.activation == "none"
+
+
+def _note_fused(report, name, slot, what):
+    qual = f"{name}.{slot}" if name else slot
+    report.swapped = [(q, f"{src}+{what}" if q == qual else src, dst, b) for q, src, dst, b in report.swapped]
+
+
+def _identity(x):
+    return x
+
+
+# the activations torch's transformer layers take as functions (activation="relu"/"gelu" or passed in)
+_LAYER_ACT_FUNCTIONS = {F.relu: ("relu", "F.relu"), F.gelu: ("gelu", "F.gelu")}
+
+
+def fuse_linear_activations(parent, name, report, record):
+    """A Linear that swap() just converted, followed by an activation, takes
+    the activation into the linear op (a oneDNN post-op when no gradient is
+    needed, our bias_act kernel otherwise: one pass over the output fewer
+    than torch's separate op). In an nn.Sequential the activation module's
+    slot becomes nn.Identity (indices and state_dict keys stay); in torch's
+    Transformer{Encoder,Decoder}Layer, whose feed-forward block is
+    linear2(dropout(activation(linear1(x)))), `activation` becomes the
+    identity (restored by unswap)."""
     from .nn.conv import activation_of
 
+    if isinstance(parent, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        lin, act = getattr(parent, "linear1", None), parent.activation
+        if not _fusable_linear(lin):
+            return
+        if type(act) in swap_fx.ACT_MODULES:
+            lin.activation, lin.negative_slope = activation_of(act)
+            report.state_dict_map.update(install(parent, {"activation": act}, {"activation": nn.Identity()},
+                                                 record, name))
+            _note_fused(report, name, "linear1", _type_name(act))
+        elif not isinstance(act, nn.Module) and act in _LAYER_ACT_FUNCTIONS:
+            lin.activation, what = _LAYER_ACT_FUNCTIONS[act]
+            _set(parent, "activation", _identity, record)
+            _note_fused(report, name, "linear1", what)
+        return
+    if not isinstance(parent, nn.Sequential):
+        return
     items = list(parent._modules.items())
     for (slot, lin), (act_slot, act) in zip(items, items[1:]):
-        if type(lin) is not Linear or not getattr(lin, "_bigkernels_swapped", False) or lin.activation != "none" \
-                or type(act) not in swap_fx.ACT_MODULES:
+        if not _fusable_linear(lin) or type(act) not in swap_fx.ACT_MODULES:
             continue
         lin.activation, lin.negative_slope = activation_of(act)
         report.state_dict_map.update(install(parent, {act_slot: act}, {act_slot: nn.Identity()}, record, name))
-        qual = f"{name}.{slot}" if name else slot
-        report.swapped = [(q, f"{src}+{_type_name(act)}" if q == qual else src, dst, b)
-                          for q, src, dst, b in report.swapped]
+        _note_fused(report, name, slot, _type_name(act))
 
 
 def register_all():

@@ -227,3 +227,24 @@ def test_swap_leaves_linear_subclasses_alone():
     """MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear: only exact nn.Linear is converted."""
     model = nn.Sequential(nn.modules.linear.NonDynamicallyQuantizableLinear(4, 4))
     assert bigkernels.swap(model).swapped == []
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", nn.GELU(approximate="tanh")])
+@pytest.mark.parametrize("layer_type", [nn.TransformerEncoderLayer, nn.TransformerDecoderLayer])
+def test_swap_fuses_the_feed_forward_activation_of_transformer_layers(layer_type, activation):
+    torch.manual_seed(0)
+    layer = layer_type(16, 4, 24, dropout=0.0, activation=activation, batch_first=True)
+    inputs = (torch.randn(2, 5, 16),) if layer_type is nn.TransformerEncoderLayer else \
+        (torch.randn(2, 5, 16), torch.randn(2, 3, 16))
+    want = layer(*inputs)
+    keys = list(layer.state_dict())
+    report = bigkernels.swap(layer)
+    rows = {row[0]: row[1] for row in report.swapped}
+    assert rows["linear1"].startswith("nn.Linear+") and rows["linear2"] == "nn.Linear"
+    assert layer.linear1.activation == {"relu": "relu", "gelu": "gelu"}.get(activation, "gelu_tanh")
+    torch.testing.assert_close(layer(*inputs), want, rtol=1e-5, atol=1e-5)
+    assert list(layer.state_dict()) == keys
+    bigkernels.unswap(layer)
+    assert type(layer.linear1) is nn.Linear
+    assert layer.activation is {"relu": F.relu, "gelu": F.gelu}.get(activation, activation)
+    torch.testing.assert_close(layer(*inputs), want)

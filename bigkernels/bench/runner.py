@@ -10,7 +10,7 @@ import torch
 
 from . import environment, families, report
 from .case import OPTIONS
-from .timer import median_seconds
+from .timer import interleaved_medians
 
 
 def discover(names=None):
@@ -42,7 +42,7 @@ def run_case(case, device, quick):
         if problem:
             raise AssertionError(f"{case.family}/{case.name}: implementations disagree: {problem}")
     budget = 0.3 if quick else 1.5
-    times = {name: median_seconds(fn, device, budget_s=budget) for name, fn in case.impls.items()}
+    times = interleaved_medians(case.impls, device, budget_s=budget)
     base = times[case.baseline]
     records = []
     for name, seconds in times.items():
