@@ -20,6 +20,25 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
 SHAPES = [((37,), 29), ((13, 37), 29), ((3, 7, 45), 19)]
 
 
+@pytest.fixture(autouse=True)
+def onednn_for_every_size(monkeypatch):
+    """The test shapes are small: below the size rule they would all take MKL's F.linear."""
+    monkeypatch.setattr(composite, "ONEDNN_MIN_MACS", 0)
+    monkeypatch.setattr(composite, "ONEDNN_MIN_K", 1)
+
+
+def test_small_gemms_take_f_linear_and_large_ones_onednn(monkeypatch):
+    monkeypatch.setattr(composite, "ONEDNN_MIN_MACS", 1 << 24)
+    monkeypatch.setattr(composite, "ONEDNN_MIN_K", 256)
+    w = torch.randn(512, 256)
+    assert "small" in composite.onednn_unsupported(torch.randn(64, 256), w)  # 8M multiply-adds
+    assert "small" in composite.onednn_unsupported(torch.randn(4096, 128), torch.randn(512, 128))  # K < 256
+    assert composite.onednn_unsupported(torch.randn(2, 64, 256), w) is None  # 16M
+    x = torch.randn(8, 256)
+    with torch.no_grad():
+        assert torch.equal(linear(x, w), F.linear(x, w))  # MKL's very call
+
+
 def _inputs(shape, out_features, dtype, bias=True, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=gen, dtype=torch.float64) * 2

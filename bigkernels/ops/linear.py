@@ -72,6 +72,10 @@ register_autograd("onednn_linear_backward", _no_double_backward)
 
 def _onednn(x, weight, bias, activation, alpha, own_act):
     grad = wants_grad(x, weight, bias)
+    if not grad and not torch.compiler.is_compiling():
+        # the op's own CPU kernel, called directly: the dispatcher costs ~45 us
+        # for a Python kernel, more than a small GEMM (autograd and compile need the op)
+        return composite.onednn_forward(x, weight, bias, activation, alpha, False, own_act)[0]
     return call("onednn_linear", x, weight, bias, activation, alpha, grad, own_act, grad=grad)[0]
 
 
@@ -144,8 +148,7 @@ def project(x, weight, bias=None):
     """x W^T + b, unrouted and unchecked: oneDNN where it serves, else F.linear
     (the recurrent layers' input projections; the caller checked the shapes)."""
     if composite.onednn_unsupported(x, weight) is None:
-        grad = wants_grad(x, weight, bias)
-        return call("onednn_linear", x, weight, bias, 0, 0.0, grad, False, grad=grad)[0]
+        return _onednn(x, weight, bias, 0, 0.0, False)
     return F.linear(x, weight, bias)
 
 
