@@ -267,3 +267,15 @@ def test_swap_fuses_the_feed_forward_activation_of_transformer_layers(layer_type
     assert type(layer.linear1) is nn.Linear
     assert layer.activation is {"relu": F.relu, "gelu": F.gelu}.get(activation, activation)
     torch.testing.assert_close(layer(*inputs), want)
+
+
+def test_projections_follow_autocast_like_torch():
+    """MultiheadAttention's projections go through ops.linear.project: under autocast, torch's dtype."""
+    torch.manual_seed(0)
+    theirs = nn.MultiheadAttention(256, 4, batch_first=True)
+    ours = bnn.MultiheadAttention(256, 4, batch_first=True)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 64, 256)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_torch = ours(x, x, x, need_weights=False)[0], theirs(x, x, x, need_weights=False)[0]
+    assert y.dtype == y_torch.dtype == torch.bfloat16

@@ -1,7 +1,8 @@
 """Fused linear layer: y = act(x W^T + b), F.linear's arguments plus an activation.
 
-The GEMM is not a kernel of ours: on the CPU (float32/bfloat16) both backends
-call oneDNN's (the numbers are in bigkernels/composite/linear.py), through
+The GEMM is not a kernel of ours: on the CPU (float32/bfloat16, GEMMs above
+the size rule in bigkernels/composite/linear.py, with its numbers) both
+backends call oneDNN's, through
 the custom op `onednn_linear` below, with its own backward (the input
 gradient through oneDNN too), so that it is opaque to torch.compile and
 checked by opcheck like every op. The backends differ in the activation where
@@ -146,18 +147,21 @@ def linear(x, weight, bias=None, activation="none", *, negative_slope=0.01):
 
 def project(x, weight, bias=None):
     """x W^T + b, unrouted and unchecked: oneDNN where it serves, else F.linear
-    (the recurrent layers' input projections; the caller checked the shapes)."""
-    if composite.onednn_unsupported(x, weight) is None:
+    (the recurrent layers' input projections; the caller checked the shapes).
+    Under autocast F.linear, so that the result has the dtype torch's would."""
+    if not torch.is_autocast_enabled(x.device.type) and composite.onednn_unsupported(x, weight) is None:
         return _onednn(x, weight, bias, 0, 0.0, False)
     return F.linear(x, weight, bias)
 
 
-def _selftest_inputs(seed, activation, bias, batch_dims=2):
+def _selftest_inputs(seed, activation, bias, batch_dims=2, large=False):
     gen = torch.Generator().manual_seed(seed)
-    # odd sizes (no block multiples); x * 2 reaches every activation's kinks and tails
-    x = torch.randn(*([3, 5][:batch_dims]), 37, generator=gen, dtype=torch.float64) * 2
-    w = torch.randn(29, 37, generator=gen, dtype=torch.float64) / 37 ** 0.5
-    b = torch.randn(29, generator=gen, dtype=torch.float64) if bias else None
+    # odd sizes (no block multiples); x * 2 reaches every activation's kinks and tails;
+    # `large` is above oneDNN's size rule (64 x 257 x 1031: 17M multiply-adds)
+    rows, k, n = ([4, 16], 257, 1031) if large else ([3, 5], 37, 29)
+    x = torch.randn(*rows[:batch_dims], k, generator=gen, dtype=torch.float64) * 2
+    w = torch.randn(n, k, generator=gen, dtype=torch.float64) / k ** 0.5
+    b = torch.randn(n, generator=gen, dtype=torch.float64) if bias else None
     return (x, w, b, activation), {"negative_slope": 0.1}
 
 
@@ -166,5 +170,5 @@ register_selftest(
     dtypes=(torch.float32, torch.bfloat16, torch.float16, torch.float64),
     cases=[dict(activation="none", bias=True), dict(activation="gelu_tanh", bias=True),
            dict(activation="relu", bias=False, batch_dims=1), dict(activation="leaky_relu", bias=True),
-           dict(activation="silu", bias=False)],
+           dict(activation="silu", bias=False), dict(activation="gelu_tanh", bias=True, large=True)],
     features=lambda x, w, b, code, *_: dict(activation=acts.ACTIVATIONS[code], bias=b is not None))
