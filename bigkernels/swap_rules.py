@@ -50,8 +50,9 @@ def _mha_kwargs(m):
 
 def _forced_backend_serves(family):
     """A forced backend with no implementation of the family's op (linear has
-    only `torch`: the GEMM is oneDNN's) leaves those modules torch's, so that
-    swap(model, backend="cpu") runs instead of raising on every Linear."""
+    cpu, torch and reference, no triton or cuda kernel) leaves those modules
+    torch's, so that swap(model, backend="triton") runs instead of raising on
+    every Linear."""
     from .backends import registry, selection
 
     forced = selection.forced_backend()
