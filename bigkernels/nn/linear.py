@@ -4,6 +4,7 @@ bigkernels.ops.linear, with an optional fused activation."""
 from torch import nn
 
 from .. import ops
+from ..ops import _checks
 from ..ops import activation as acts
 
 
@@ -17,9 +18,7 @@ class Linear(nn.Linear):
                  negative_slope=0.01):
         super().__init__(in_features, out_features, bias, device, dtype)
         self.activation = acts.canonical(activation)
-        if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-            raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _checks.real(negative_slope, "negative_slope")
 
     def forward(self, input):
         return ops.linear(input, self.weight, self.bias, self.activation, negative_slope=self.negative_slope)

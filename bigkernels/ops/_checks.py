@@ -12,6 +12,13 @@ def tensor(value, name, *, floating=True):
     return value
 
 
+def real(value, name):
+    """A Python int or float (not a bool) as a float: activation parameters such as negative_slope."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    return float(value)
+
+
 def same_device(ref, ref_name, value, name):
     if value.device != ref.device:
         raise ValueError(f"{name} is on {value.device} but {ref_name} is on {ref.device}; expected the same device")

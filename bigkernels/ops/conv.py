@@ -272,8 +272,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     activation: one of ops.activation.ACTIVATIONS. Differentiable in x,
     weight, bias and residual."""
     code = acts.code(activation)
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
+    _checks.real(negative_slope, "negative_slope")
     x, weight, bias, residual, stride, padding, dilation, unbatched = conv_inputs(
         x, weight, bias, residual, stride, padding, dilation, groups)
     y = dispatch("conv2d", x.device.type, x, weight, bias, residual, stride, padding, dilation, groups, code,

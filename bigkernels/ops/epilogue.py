@@ -121,8 +121,7 @@ def bias_act(x, bias=None, residual=None, activation="none", *, negative_slope=0
         _checks.same_device(x, "x", residual, "residual")
         if residual.shape != x.shape:
             raise ValueError(f"residual must have x's shape {list(x.shape)}, got {list(residual.shape)}")
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
+    _checks.real(negative_slope, "negative_slope")
     dtype = _checks.common_dtype((x, bias, residual), ("x", "bias", "residual"))
     x = _dense(_checks.cast(x, dtype), channel_dim)
     bias = None if bias is None else _checks.cast(bias, dtype).contiguous()

@@ -92,7 +92,7 @@ def _cpu_linear(x, weight, bias, activation, alpha):
     z = F.linear(x, weight, bias)
     if activation == 0:
         return z
-    return call("bias_act", z.contiguous(), None, None, activation, alpha, max(z.dim() - 1, 0))
+    return call("bias_act", z, None, None, activation, alpha, z.dim() - 1)  # F.linear's z is dense
 
 
 def _cpu_only(x, *args):
@@ -139,8 +139,7 @@ def linear(x, weight, bias=None, activation="none", *, negative_slope=0.01):
     activation, one of ops.activation.ACTIVATIONS (applied by the GEMM itself
     on oneDNN when no gradient is needed). Differentiable in x, weight and bias."""
     code = acts.code(activation)
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
+    _checks.real(negative_slope, "negative_slope")
     x, weight, bias = _checked(x, weight, bias)
     return dispatch("linear", x.device.type, x, weight, bias, code, float(negative_slope))
 
