@@ -15,10 +15,14 @@ F32, F16, BF16, F64 = torch.float32, torch.float16, torch.bfloat16, torch.float6
 # dtypes x head dims (incl. non powers of two) x GQA x masks x causal, with
 # sequence lengths that are not multiples of the 64 x 128 tiles and Sq != Skv
 # both ways (bottom-right causal; Sq > Skv leaves fully masked rows).
-# float32 with Sq filling >= 3/4 of the 64-query blocks (32 with AVX2) runs the
-# lanes kernels (forward_lanes.cpp, backward_lanes.cpp), else the BLAS tiles.
+# float32 with Sq filling >= 3/4 of the 16-query vectors it takes (8 with AVX2)
+# runs the lanes kernels (forward_lanes.cpp, backward_lanes.cpp), else the BLAS
+# tiles; 37, 65 and 90 queries end on a block of 3, 1 and 2 vectors.
 CASES = [
     (F32, 2, 4, 2, 37, 53, 40, True, "bool"),
+    (F32, 2, 2, 2, 65, 65, 32, False, None),
+    (F32, 1, 4, 2, 90, 90, 16, True, "additive"),
+    (F32, 1, 2, 1, 5, 77, 48, False, "bool"),
     (F32, 1, 2, 2, 180, 70, 64, True, None),
     (F32, 2, 3, 1, 115, 200, 8, False, "additive"),
     (F32, 1, 2, 2, 250, 257, 256, False, "bool_bcast"),

@@ -12,6 +12,7 @@ from bigkernels.backends.router import BackendError
 from bigkernels.composite import linear as composite
 from bigkernels.ops import linear
 from bigkernels.ops._library import op
+from bigkernels.ops import activation as acts
 from bigkernels.ops.activation import ACTIVATIONS, apply
 from bigkernels.testing.tolerance import assert_close
 
@@ -24,16 +25,24 @@ SHAPES = [((37,), 29), ((13, 37), 29), ((3, 7, 45), 19)]
 def onednn_for_every_size(monkeypatch):
     """The test shapes are small: below the size rule they would all take MKL's F.linear."""
     monkeypatch.setattr(composite, "ONEDNN_MIN_MACS", 0)
+    monkeypatch.setattr(composite, "ONEDNN_MIN_MACS_FUSED", 0)
     monkeypatch.setattr(composite, "ONEDNN_MIN_K", 1)
 
 
 def test_small_gemms_take_f_linear_and_large_ones_onednn(monkeypatch):
     monkeypatch.setattr(composite, "ONEDNN_MIN_MACS", 1 << 24)
-    monkeypatch.setattr(composite, "ONEDNN_MIN_K", 256)
+    monkeypatch.setattr(composite, "ONEDNN_MIN_MACS_FUSED", 1 << 22)
+    monkeypatch.setattr(composite, "ONEDNN_MIN_K", 32)
     w = torch.randn(512, 256)
     assert "small" in composite.onednn_unsupported(torch.randn(64, 256), w)  # 8M multiply-adds
-    assert "small" in composite.onednn_unsupported(torch.randn(4096, 128), torch.randn(512, 128))  # K < 256
+    assert composite.onednn_unsupported(torch.randn(64, 256), w, fused=True) is None  # with a post-op
+    assert "small" in composite.onednn_unsupported(torch.randn(16, 256), w, fused=True)  # 2M
+    assert "small" in composite.onednn_unsupported(torch.randn(1 << 16, 16), torch.randn(512, 16))  # K < 32
     assert composite.onednn_unsupported(torch.randn(2, 64, 256), w) is None  # 16M
+    assert composite.fuses_activation(acts.code("gelu"), grad=False)
+    assert not composite.fuses_activation(acts.code("gelu"), grad=True)
+    assert not composite.fuses_activation(acts.code("leaky_relu"), grad=False)  # no oneDNN post-op
+    assert not composite.fuses_activation(acts.code("none"), grad=False)
     x = torch.randn(8, 256)
     with torch.no_grad():
         assert torch.equal(linear(x, w), F.linear(x, w))  # MKL's very call

@@ -37,21 +37,32 @@ def _onednn_enabled():
 
 # oneDNN only for GEMMs this large (multiply-adds) with in_features >= ONEDNN_MIN_K: below
 # them MKL's call is faster (dev VM, MKL/oneDNN time, forward and input gradient:
-# 64x128x128 0.64/0.57, 64x512x128 0.80/1.19, 2048x128x512 0.96/1.12; from
-# 64x512x512 (16M) up, with K >= 256, oneDNN won every shape measured, 1.06-1.8x).
+# 64x128x128 0.64/0.57, 64x512x128 0.80/1.19; from 16M up oneDNN was as fast or
+# faster at every K measured, 32-2048: 1.00-1.10x for K < 256, 1.06-1.8x above).
+# A forward with the activation as oneDNN's post-op (no gradient) saves torch's
+# activation pass too: oneDNN wins from 4M (1.07-1.13x at 1024x32x128 ..
+# 256x128x512, 0.96-1.01x at 1-2M).
 ONEDNN_MIN_MACS = 1 << 24
-ONEDNN_MIN_K = 256
+ONEDNN_MIN_MACS_FUSED = 1 << 22
+ONEDNN_MIN_K = 32
 
 
-def onednn_unsupported(x, weight):
-    """Why oneDNN does not serve this call, or None when it does."""
+def fuses_activation(activation, grad):
+    """Whether oneDNN's forward applies this activation (code) itself: no gradient, a post-op."""
+    return not grad and activation != 0 and ACTIVATIONS[activation] in _POST_OPS
+
+
+def onednn_unsupported(x, weight, fused=False):
+    """Why oneDNN does not serve this call, or None when it does (`fused`: the
+    activation is oneDNN's post-op, fuses_activation)."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16):
         return "oneDNN's GEMM serves float32/bfloat16 CPU tensors here"
     if not _onednn_enabled():
         return "oneDNN is not available, or torch.backends.mkldnn.enabled is False"
     if x.numel() == 0 or weight.numel() == 0:
         return "an empty GEMM"
-    if weight.shape[1] < ONEDNN_MIN_K or x.numel() * weight.shape[0] < ONEDNN_MIN_MACS:
+    min_macs = ONEDNN_MIN_MACS_FUSED if fused else ONEDNN_MIN_MACS
+    if weight.shape[1] < ONEDNN_MIN_K or x.numel() * weight.shape[0] < min_macs:
         return "a GEMM this small runs faster on MKL"
     return None
 

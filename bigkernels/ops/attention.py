@@ -101,19 +101,21 @@ register("attention", "torch", supports=_torch_supports)(composite.attention)
 register("attention", "reference")(reference.attention)
 
 
-def _lanes_block():
-    """Queries per block of the float32 lanes kernels: 4 vectors (None: no AVX2, no such kernels)."""
-    return {"avx512": 64, "avx2": 32}.get(_cpu_isa())
+def _lanes_width():
+    """Float32 lanes of the CPU's vectors, the lanes kernels' unit (None: no AVX2, no such kernels)."""
+    return {"avx512": 16, "avx2": 8}.get(_cpu_isa())
 
 
 def _lanes_apply(q):
     """Whether the cpu kernel runs this call on its float32 lanes kernels
     (csrc/cpu/attention/forward_lanes.cpp): not float64, an AVX2+ CPU, and
-    query blocks at least 3/4 full (kMinLaneFill in csrc/cpu/attention/tile.h)."""
-    block = _lanes_block()
-    if block is None or q.dtype == torch.float64 or q.shape[2] == 0:
+    the queries filling at least 3/4 of the vector lanes they take (a
+    sequence's last block runs on just the vectors it needs; kMinLaneFill in
+    csrc/cpu/attention/tile.h)."""
+    lanes = _lanes_width()
+    if lanes is None or q.dtype == torch.float64 or q.shape[2] == 0:
         return False
-    return q.shape[2] / (-(-q.shape[2] // block) * block) >= 0.75
+    return q.shape[2] / (-(-q.shape[2] // lanes) * lanes) >= 0.75
 
 
 def _cpu_auto_order(q, k, v, attn_mask, causal, scale, dropout_p, seed, offset, return_lse):

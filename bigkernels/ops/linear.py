@@ -71,6 +71,11 @@ register_autograd("onednn_linear", _backward, setup_context=_setup_context)
 register_autograd("onednn_linear_backward", _no_double_backward)
 
 
+def _onednn_serves(x, weight, bias, activation):
+    fused = composite.fuses_activation(activation, wants_grad(x, weight, bias))
+    return composite.onednn_unsupported(x, weight, fused) is None
+
+
 def _onednn(x, weight, bias, activation, alpha, own_act):
     grad = wants_grad(x, weight, bias)
     if not grad and not torch.compiler.is_compiling():
@@ -81,13 +86,13 @@ def _onednn(x, weight, bias, activation, alpha, own_act):
 
 
 def _torch_linear(x, weight, bias, activation, alpha):
-    if composite.onednn_unsupported(x, weight) is None:
+    if _onednn_serves(x, weight, bias, activation):
         return _onednn(x, weight, bias, activation, alpha, False)
     return composite.linear(x, weight, bias, activation, alpha)
 
 
 def _cpu_linear(x, weight, bias, activation, alpha):
-    if composite.onednn_unsupported(x, weight) is None:
+    if _onednn_serves(x, weight, bias, activation):
         return _onednn(x, weight, bias, activation, alpha, True)
     z = F.linear(x, weight, bias)
     if activation == 0:

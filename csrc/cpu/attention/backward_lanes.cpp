@@ -120,20 +120,21 @@ BK_PANEL_INLINE void backward_task(const AttentionParams& p, const Geometry& g, 
       const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - (sq.skv - sq.sq)) : 0;
       for (int64_t i0 = (i_first / BM) * BM; i0 < sq.sq; i0 += BM) {
         const int64_t rows = std::min<int64_t>(BM, sq.sq - i0);
+        const int np = int((rows + Vec::L - 1) / Vec::L), bm = np * Vec::L;  // a short last block: fewer vectors
         const float* qt = ws.qt.data() + (i0 / BM) * D * BM;
         const float* dot = ws.dot.data() + (i0 / BM) * D * BM;
         const float* lse = ws.lse.data() + i0;
         const float* delta = ws.delta.data() + i0;
         for (int64_t c0 = 0; c0 < cols; c0 += R) {
           const int bt = int(std::min<int64_t>(R, cols - c0));
-          panel_rows<Vec, R, kPanels>(bt, k + c0 * ldk, ldk, qt, D, st + c0 * BM, false, 1, BM, BM);
-          panel_rows<Vec, R, kPanels>(bt, v + c0 * ldv, ldv, dot, D, dpt + c0 * BM, false, 1, BM, BM);
+          panel_block<Vec, R, kPanels>(bt, np, k + c0 * ldk, ldk, qt, D, st + c0 * BM, false, 1, BM, BM);
+          panel_block<Vec, R, kPanels>(bt, np, v + c0 * ldv, ldv, dot, D, dpt + c0 * BM, false, 1, BM, BM);
         }
         if (tile_needs_mask(p, sq, i0, j0, cols)) mask_lanes(p, sq, st, BM, b, h, i0, rows, j0, cols);
         for (int64_t c = 0; c < cols; ++c) {
           float* s = st + c * BM;
 #pragma omp simd
-          for (int r = 0; r < BM; ++r) s[r] = fast_exp(s[r] - lse[r]);
+          for (int r = 0; r < bm; ++r) s[r] = fast_exp(s[r] - lse[r]);
         }
         // With dropout (Z = keep / (1 - p)): dV += (P Z)^T dO;  dP = (dO V^T) Z.
         const float* pz = st;
@@ -141,7 +142,7 @@ BK_PANEL_INLINE void backward_task(const AttentionParams& p, const Geometry& g, 
           float *z = ws.z.data(), *pzw = ws.pz.data();
           dropout_tile<float>(p, z, BN, b, h, i0, rows, j0, cols);
           for (int64_t c = 0; c < cols; ++c)
-            for (int64_t r = 0; r < BM; ++r) {
+            for (int64_t r = 0; r < bm; ++r) {
               const float zv = r < rows ? z[r * BN + c] : 0.0f;
               pzw[c * BM + r] = st[c * BM + r] * zv;
               dpt[c * BM + r] *= zv;
@@ -155,7 +156,7 @@ BK_PANEL_INLINE void backward_task(const AttentionParams& p, const Geometry& g, 
           float* s = st + c * BM;
           const float* dp = dpt + c * BM;
 #pragma omp simd
-          for (int r = 0; r < BM; ++r) s[r] = scale * s[r] * (dp[r] - delta[r]);
+          for (int r = 0; r < bm; ++r) s[r] = scale * s[r] * (dp[r] - delta[r]);
         }
         lanes_over_d<Vec>(cols, st, BM, 1, ws.qp.data() + i0 * Dp, rows, Dp, dk);
         lanes_over_d<Vec>(rows, st, 1, BM, kp, cols, Dp, ws.dq.data() + i0 * Dp);
@@ -188,7 +189,7 @@ BK_FOR_EACH_VECTOR_ISA(BK_BACKWARD_LANES)
 
 bool lanes_backward(const AttentionParams& p) {
 #if BK_HAS_ISA_CLONES
-  const int64_t L = lanes_width(p, kPanels);
+  const int64_t L = lanes_width(p);
   if (L == 0) return false;
   Geometry g;
   g.D = p.head_dim;

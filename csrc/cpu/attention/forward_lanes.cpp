@@ -5,6 +5,9 @@
 //   Qt [D][BM]  the query block transposed and pre-scaled, packed once per task;
 //   St [BN][BM] the scores of one key block (key c, query r), then P;
 //   Ot [D][BM]  the output accumulator, transposed back at the end.
+// A block shorter than BM (a sequence's last) runs on as many vectors as its
+// queries need (np <= 4 panels: 65 queries cost 5 vectors, not 8), so the
+// lanes kernels serve any length with at most L - 1 idle lanes per block.
 // Both products are panel_gemm tiles (6 x 4 accumulators with AVX-512):
 // St = K Qt (K rows broadcast, Qt panels loaded) and Ot += V^T St (V read
 // down its columns). K and V are read in place through their strides, so
@@ -45,6 +48,7 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
   const int64_t hk = h / group, i0 = qb * BM;
   if (i0 >= sq.sq) return;  // varlen: past this sequence's end
   const int64_t rows = std::min<int64_t>(BM, sq.sq - i0);
+  const int np = int((rows + Vec::L - 1) / Vec::L), bm = np * Vec::L;  // vectors, lanes in use
   const bool drop = p.dropout_p > 0;
 
   float* qt = ws.qt.data();
@@ -65,19 +69,19 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
     const float* k = at3<float>(p.k, p.k_stride, b, hk, sq.k0 + j0);
     const float* v = at3<float>(p.v, p.v_stride, b, hk, sq.k0 + j0);
     for (int64_t c0 = 0; c0 < cols; c0 += R)
-      panel_rows<Vec, R, kPanels>(int(std::min<int64_t>(R, cols - c0)), k + c0 * ldk, ldk, qt, D, st + c0 * BM,
-                                  false, 1, BM, BM);
+      panel_block<Vec, R, kPanels>(int(std::min<int64_t>(R, cols - c0)), np, k + c0 * ldk, ldk, qt, D,
+                                   st + c0 * BM, false, 1, BM, BM);
     if (tile_needs_mask(p, sq, i0, j0, cols)) mask_lanes(p, sq, st, BM, b, h, i0, rows, j0, cols);
 
     // Online softmax, every query at once.
-    for (int r = 0; r < BM; ++r) m_new[r] = m[r], sum[r] = 0.0f;
+    for (int r = 0; r < bm; ++r) m_new[r] = m[r], sum[r] = 0.0f;
     for (int64_t c = 0; c < cols; ++c) {
       const float* s = st + c * BM;
 #pragma omp simd
-      for (int r = 0; r < BM; ++r) m_new[r] = s[r] > m_new[r] ? s[r] : m_new[r];
+      for (int r = 0; r < bm; ++r) m_new[r] = s[r] > m_new[r] ? s[r] : m_new[r];
     }
     bool rescale = false;
-    for (int r = 0; r < BM; ++r) {
+    for (int r = 0; r < bm; ++r) {
       // A query with nothing visible yet keeps m = -inf and P = 0: exp(-inf - 0).
       m_use[r] = m_new[r] == kNegInf ? 0.0f : m_new[r];
       alpha[r] = fast_exp(m[r] - m_use[r]);  // exp(-inf) = 0 on the first visible block
@@ -86,12 +90,12 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
     for (int64_t c = 0; c < cols; ++c) {
       float* s = st + c * BM;
 #pragma omp simd
-      for (int r = 0; r < BM; ++r) {
+      for (int r = 0; r < bm; ++r) {
         s[r] = fast_exp(s[r] - m_use[r]);
         sum[r] += s[r];
       }
     }
-    for (int r = 0; r < BM; ++r) {
+    for (int r = 0; r < bm; ++r) {
       l[r] = l[r] * alpha[r] + sum[r];
       m[r] = m_new[r];
     }
@@ -99,7 +103,7 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
       for (int64_t d = 0; d < D; ++d) {
         float* o = ot + d * BM;
 #pragma omp simd
-        for (int r = 0; r < BM; ++r) o[r] *= alpha[r];
+        for (int r = 0; r < bm; ++r) o[r] *= alpha[r];
       }
     if (drop) {  // the normaliser l keeps the undropped P
       float* z = ws.z.data();
@@ -108,8 +112,8 @@ BK_PANEL_INLINE void forward_task(const AttentionParams& p, Workspace& ws, int64
         for (int64_t r = 0; r < rows; ++r) st[c * BM + r] *= z[r * BN + c];
     }
     for (int64_t d0 = 0; d0 < D; d0 += R)
-      panel_rows<Vec, R, kPanels>(int(std::min<int64_t>(R, D - d0)), v + d0, 1, st, cols, ot + d0 * BM, true, ldv,
-                                  BM, BM);
+      panel_block<Vec, R, kPanels>(int(std::min<int64_t>(R, D - d0)), np, v + d0, 1, st, cols, ot + d0 * BM, true,
+                                   ldv, BM, BM);
   }
 
   float* o = at3<float>(p.o, p.o_stride, b, h, sq.q0 + i0);
@@ -136,7 +140,7 @@ BK_FOR_EACH_VECTOR_ISA(BK_FORWARD_LANES)
 
 bool lanes_forward(const AttentionParams& p) {
 #if BK_HAS_ISA_CLONES
-  const int L = lanes_width(p, kPanels);
+  const int L = lanes_width(p);
   if (L == 0) return false;
   const int64_t BM = kPanels * L, D = p.head_dim;
   const int64_t q_blocks = (p.seqlen_q + BM - 1) / BM;

@@ -97,28 +97,29 @@ inline void mask_lanes(const AttentionParams& p, const Seq& sq, T* st, int64_t B
   }
 }
 
-// Share of the BM-query blocks' lanes that hold a query (1 when every
-// sequence length is a multiple of BM). The lanes kernels waste the rest:
-// below ~0.75 the BLAS-tile path is as fast or faster (measured, docs/attention.md).
+// Share of the vector lanes that hold a query (1 when every sequence length
+// is a multiple of L): a sequence's last block runs on just the vectors its
+// queries need, so only the last vector's lanes can idle. Below ~0.75 (short
+// sequences, decoding) the BLAS-tile path is as fast or faster (docs/attention.md).
 constexpr double kMinLaneFill = 0.75;
-inline double lane_fill(const AttentionParams& p, int64_t BM) {
+inline double lane_fill(const AttentionParams& p, int64_t L) {
   int64_t queries = 0, slots = 0;
   for (int64_t b = 0; b < p.batch; ++b) {
     const int64_t sq = seq_of(p, b).sq;
     queries += sq;
-    slots += (sq + BM - 1) / BM * BM;
+    slots += (sq + L - 1) / L * L;
   }
   return slots ? double(queries) / double(slots) : 0.0;
 }
 
 // The vector width the lanes kernels run a call at (floats: 16 with AVX-512,
 // 8 with AVX2), or 0 where they do not apply: float64, a CPU without AVX2,
-// or query blocks of `panels` vectors filled below kMinLaneFill.
-inline int lanes_width(const AttentionParams& p, int panels) {
+// or lanes filled below kMinLaneFill.
+inline int lanes_width(const AttentionParams& p) {
   if (p.fp64) return 0;
   const Isa isa = best_isa();
   const int L = isa == Isa::Avx512 ? 16 : isa == Isa::Avx2 ? 8 : 0;
-  return L && lane_fill(p, int64_t(panels) * L) >= kMinLaneFill ? L : 0;
+  return L && lane_fill(p, L) >= kMinLaneFill ? L : 0;
 }
 
 // True when the tile needs mask_tile at all: a mask, or keys past the causal
