@@ -71,13 +71,11 @@ register_autograd("onednn_linear", _backward, setup_context=_setup_context)
 register_autograd("onednn_linear_backward", _no_double_backward)
 
 
-def _onednn_serves(x, weight, bias, activation):
-    fused = composite.fuses_activation(activation, wants_grad(x, weight, bias))
-    return composite.onednn_unsupported(x, weight, fused) is None
-
-
 def _onednn(x, weight, bias, activation, alpha, own_act):
+    """The oneDNN path's result, or None where its size rule (composite.onednn_unsupported) declines."""
     grad = wants_grad(x, weight, bias)
+    if composite.onednn_unsupported(x, weight, composite.fuses_activation(activation, grad)) is not None:
+        return None
     if not grad and not torch.compiler.is_compiling():
         # the op's own CPU kernel, called directly: the dispatcher costs ~45 us
         # for a Python kernel, more than a small GEMM (autograd and compile need the op)
@@ -86,14 +84,14 @@ def _onednn(x, weight, bias, activation, alpha, own_act):
 
 
 def _torch_linear(x, weight, bias, activation, alpha):
-    if _onednn_serves(x, weight, bias, activation):
-        return _onednn(x, weight, bias, activation, alpha, False)
-    return composite.linear(x, weight, bias, activation, alpha)
+    y = _onednn(x, weight, bias, activation, alpha, False)
+    return composite.linear(x, weight, bias, activation, alpha) if y is None else y
 
 
 def _cpu_linear(x, weight, bias, activation, alpha):
-    if _onednn_serves(x, weight, bias, activation):
-        return _onednn(x, weight, bias, activation, alpha, True)
+    y = _onednn(x, weight, bias, activation, alpha, True)
+    if y is not None:
+        return y
     z = F.linear(x, weight, bias)
     if activation == 0:
         return z
@@ -153,9 +151,8 @@ def project(x, weight, bias=None):
     """x W^T + b, unrouted and unchecked: oneDNN where it serves, else F.linear
     (the recurrent layers' input projections; the caller checked the shapes).
     Under autocast F.linear, so that the result has the dtype torch's would."""
-    if not torch.is_autocast_enabled(x.device.type) and composite.onednn_unsupported(x, weight) is None:
-        return _onednn(x, weight, bias, 0, 0.0, False)
-    return F.linear(x, weight, bias)
+    y = None if torch.is_autocast_enabled(x.device.type) else _onednn(x, weight, bias, 0, 0.0, False)
+    return F.linear(x, weight, bias) if y is None else y
 
 
 def _selftest_inputs(seed, activation, bias, batch_dims=2, large=False):
