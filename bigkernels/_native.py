@@ -33,7 +33,9 @@ def load():
         _STATE["error"] = f"bigkernels._C was built against torch {built_for}, but torch {torch.__version__} is installed"
     else:
         try:
-            importlib.import_module("bigkernels._C")
+            # the ISA read now, not at the first routed call: that may come while torch.compile
+            # traces, and Dynamo refuses to trace importlib
+            _STATE["cpu_isa"] = importlib.import_module("bigkernels._C").cpu_isa()
             _STATE["loaded"] = True
         except ImportError as exc:
             _STATE["error"] = f"bigkernels._C failed to load: {exc}"
@@ -61,11 +63,7 @@ def build_info():
 
 def cpu_isa():
     """'avx512', 'avx2' or 'base': the clones the C++ CPU kernels run (None without _C)."""
-    if not _STATE["loaded"]:
-        return None
-    if "cpu_isa" not in _STATE:  # fixed for the process (read once in C++ too)
-        _STATE["cpu_isa"] = importlib.import_module("bigkernels._C").cpu_isa()
-    return _STATE["cpu_isa"]
+    return _STATE["cpu_isa"] if _STATE["loaded"] else None  # fixed for the process (read once in C++ too)
 
 
 def cuda_built():

@@ -25,7 +25,16 @@ RULES = {
     nn.MultiheadAttention: ("MultiheadAttention", "attention", None),
     nn.Linear: ("Linear", "linear", lambda m: dict(in_features=m.in_features, out_features=m.out_features,
                                                    bias=m.bias is not None)),
+    nn.MaxPool2d: ("MaxPool2d", "conv", lambda m: _pool_kwargs(m)),
 }
+
+
+def _pool_kwargs(m):
+    if m.return_indices:
+        raise Unsupported("return_indices=True: its int64 indices are torch's format (for MaxUnpool2d); "
+                          "left to torch")
+    return dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+                ceil_mode=m.ceil_mode)
 
 
 def _ours(name):

@@ -28,6 +28,15 @@ def define_native(name: str, schema: str, fake):
         torch.library.register_fake(qualname(name + suffix), fake, lib=LIB)
 
 
+def define_cpu_native(name: str, schema: str, fake):
+    """Define `name` alone, for a C++ CPU kernel with no CUDA counterpart (so
+    no emulated `_sim` variant): a CPU helper such as max_pool2d, where torch's
+    own kernels serve the GPU."""
+    LIB.define(name + schema)
+    _DEFINED.add(name)
+    torch.library.register_fake(qualname(name), fake, lib=LIB)
+
+
 def define(name: str, schema: str, fake, *, cpu):
     """Define one op implemented in Python (no _sim variant): its schema, fake
     kernel and CPU kernel; register_autograd below takes it like a native op."""

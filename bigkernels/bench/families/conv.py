@@ -6,7 +6,9 @@ against eager torch in the same run:
   - per layer: conv + BN + ReLU over ResNet-18/50 layer shapes (eval: torch
     conv -> bn -> relu vs the folded fused conv; train: forward + backward);
   - depthwise conv + bias + ReLU at kernel sizes 3, 7 and 13;
-  - Conv1d + BN + ReLU blocks (Conv1dBNAct), eval and training.
+  - Conv1d + BN + ReLU blocks (Conv1dBNAct), eval and training;
+  - max pooling on NCHW input (ops.max_pool2d against F.max_pool2d, and
+    torch's channels_last kernel for scale), eval and forward + backward.
 GPU: bigkernels/bench/conv_gpu.py."""
 import copy
 
@@ -252,7 +254,45 @@ def conv1d_cases(quick):
     return cases
 
 
+# (name, shape, kernel, stride, padding): a small classifier's pool, a ResNet stem's, a VGG-style 2 x 2
+POOLS = [("max_pool2d 2x2 64x32x8x8", (64, 32, 8, 8), 2, 2, 0),
+         ("max_pool2d 3x3s2 resnet stem", (8, 64, 112, 112), 3, 2, 1),
+         ("max_pool2d 2x2 16x64x32x32", (16, 64, 32, 32), 2, 2, 0)]
+
+
+def pool_cases(quick):
+    import torch.nn.functional as F
+
+    from ...ops import max_pool2d
+
+    cases = []
+    for name, shape, k, s, p in POOLS[:2] if quick else POOLS:
+        torch.manual_seed(0)
+        x = torch.randn(shape)
+        x_cl = x.contiguous(memory_format=CL)
+        for train in (False, True):
+            def run(fn, x, train=train):
+                xg = x.clone().requires_grad_(train)
+
+                def f():
+                    with torch.set_grad_enabled(train):
+                        y = fn(xg, k, s, p)
+                        if train:
+                            y.backward(torch.ones_like(y))
+                    return y.detach()
+                return f
+
+            impls = {"torch": run(F.max_pool2d, x), "bigkernels": run(max_pool2d, x),
+                     "torch channels_last": run(F.max_pool2d, x_cl)}
+            cases.append(Case("conv", f"{name} {'fwd+bwd' if train else 'eval'}",
+                              dict(shape=list(shape), kernel=k, stride=s, padding=p, dtype="float32", layout="NCHW",
+                                   mode="train" if train else "eval"),
+                              impls, "torch", bytes=4.0 * x.numel() * (3 if train else 1.25),
+                              validate=None if train else _validate(impls["bigkernels"], impls["torch"], 0.0)))
+    return cases
+
+
 def cases(quick: bool, device: str) -> list:
     if device != "cpu":
         return conv_gpu.cases(quick, device)
-    return network_cases(quick) + layer_cases(quick) + depthwise_cases(quick) + conv1d_cases(quick)
+    return network_cases(quick) + layer_cases(quick) + depthwise_cases(quick) + conv1d_cases(quick) + pool_cases(quick)
