@@ -27,6 +27,8 @@ def _specs(quick, device):
         specs += [
             ("resnet18", lambda k: M.resnet18(10, 3, small_input=True, kernels=k),
              lambda: torch.randn(16, 3, 32, 32), 10),
+            # ImageNet-sized input: the 7x7 stem and its 3x3 stride-2 max-pool on 112 x 112 planes
+            ("resnet18-224", lambda k: M.resnet18(10, 3, kernels=k), lambda: torch.randn(4, 3, 224, 224), 10),
             ("lstm-512", lambda k: M.LSTMClassifier(128, 512, 10, 2, kernels=k), lambda: torch.randn(16, 100, 128),
              10),
             ("transformer-256", lambda k: M.TransformerClassifier(10, input_dim=64, d_model=256, nhead=8,
