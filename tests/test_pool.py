@@ -85,9 +85,12 @@ def test_auto_routes_nchw_to_cpu_and_channels_last_to_torch():
 
     nchw = torch.randn(2, 4, 8, 8)
     cl = nchw.contiguous(memory_format=torch.channels_last)
-    assert router.auto_order("max_pool2d", "cpu", (nchw, [2, 2]), {})[0] == "cpu"
-    assert router.auto_order("max_pool2d", "cpu", (cl, [2, 2]), {})[0] == "torch"
-    assert router.auto_order("max_pool2d", "cpu", (nchw.half(), [2, 2]), {})[0] == "cpu"
+    two = ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    stem = ([3, 3], [2, 2], [1, 1], [1, 1], False)
+    assert router.auto_order("max_pool2d", "cpu", (nchw, *stem), {})[0] == "cpu"
+    assert router.auto_order("max_pool2d", "cpu", (cl, *two), {})[0] == "torch"
+    assert router.auto_order("max_pool2d", "cpu", (nchw.half(), *two), {})[0] == "cpu"
+    assert router.auto_order("max_pool2d", "cpu", (nchw.bfloat16(), *stem), {})[0] == "torch"
 
 
 def test_forced_cpu_serves_channels_last_in_its_layout():

@@ -15,6 +15,7 @@ from ..backends import dispatch, register, set_auto_order
 from ..testing.selftests import register_selftest
 from . import _checks
 from ._library import call, define_cpu_native, op, register_autograd, wants_grad
+from .conv import _pair as _conv_pair
 
 _FWD = ("(Tensor x, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, "
         "bool save_index) -> (Tensor, Tensor)")
@@ -110,23 +111,27 @@ register("max_pool2d", "torch")(_torch)
 register("max_pool2d", "reference")(_reference)
 
 
-def _cpu_order(x, *args):
-    # ours on the layout where torch is slow (NCHW); torch's channels_last kernel is fast, so it goes first there
-    return ("cpu", "torch") if x.is_contiguous() and _cpu_supports(x) is None else ("torch", "cpu")
+def _cpu_order(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Ours on the layout where torch is slow (NCHW); torch's channels_last
+    kernel is fast, so it goes first there. float16/bfloat16 (compared as
+    float one element at a time) measured ahead of torch's NCHW kernel only in
+    the 2 x 2 / 2 loop (2-4x); on the general loop 0.7-1.2x (docs/conv.md)."""
+    if not x.is_contiguous() or _cpu_supports(x) is not None:
+        return ("torch", "cpu")
+    if x.dtype in (torch.float16, torch.bfloat16) and not (kernel_size == [2, 2] and stride == [2, 2]
+                                                           and padding == [0, 0] and dilation == [1, 1]):
+        return ("torch", "cpu")
+    return ("cpu", "torch")
 
 
 set_auto_order("max_pool2d", "cpu", _cpu_order)
 
 
 def _pair(value, name, *, minimum):
-    items = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(items, (tuple, list)) or len(items) not in (1, 2) or \
-            not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{name} must be an int or a tuple of one or two ints, got {value!r}")
-    items = (items[0], items[0]) if len(items) == 1 else tuple(items)
-    if any(v < minimum for v in items):
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return list(items)
+    """conv2d's int-or-pair check, plus the one-element tuple torch's pooling also takes."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = (value[0], value[0])
+    return _conv_pair(value, name, minimum)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
