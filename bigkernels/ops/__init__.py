@@ -26,5 +26,5 @@ _router.refresh()
 __all__ = ["attention", "attention_decode", "attention_varlen", "batch_norm_act", "batchnorm", "bias_act",
            "conv", "conv1d", "conv2d", "conv2d_batch_norm_act", "conv2d_stats", "conv_stats", "epilogue", "gru",
            "gru_bidir_layer", "gru_cell", "gru_layer", "layernorm_lstm", "layernorm_lstm_layer", "linear", "lstm",
-           "lstm_bidir_layer", "lstm_cell", "lstm_layer", "max_pool2d", "pool", "rnn", "rnn_cell", "rnn_layer", "rnn_stack",
-           "scaled_dot_product_attention"]
+           "lstm_bidir_layer", "lstm_cell", "lstm_layer", "max_pool2d", "pool", "rnn", "rnn_cell", "rnn_layer",
+           "rnn_stack", "scaled_dot_product_attention"]
