@@ -74,6 +74,8 @@ def _register_autograd(forward_name, backward_name, backward_fn=None):
         ctx.has = (bias is not None, residual is not None)
 
     def backward(ctx, grad_y, _grad_saved):
+        if grad_y is None:  # y unused (grads are not materialised: z's would be a zero tensor of y's size)
+            return (None,) * 11
         x, weight, saved = ctx.saved_tensors
         stride, padding, dilation, groups, act, alpha = ctx.args
         if saved is None:
@@ -87,7 +89,7 @@ def _register_autograd(forward_name, backward_name, backward_fn=None):
         return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, gres,
                 None, None, None, None, None, None, None)
 
-    register_autograd(forward_name, backward, setup_context=setup_context)
+    register_autograd(forward_name, backward, setup_context=setup_context, materialize_grads=False)
 
     def double_backward(ctx, *grads):
         raise RuntimeError("bigkernels.ops.conv2d: double backward is not supported; use the torch backend "

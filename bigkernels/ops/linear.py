@@ -52,6 +52,8 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_y, _grad_z):
+    if grad_y is None:  # y unused (grads are not materialised: z's would be a zero tensor of y's size)
+        return None, None, None, None, None, None, None
     x, weight, z, bias = ctx.saved_tensors
     activation, alpha, has_bias, recompute, own_act = ctx.args
     if recompute:
@@ -67,7 +69,7 @@ def _no_double_backward(ctx, *grads):
                        "use torch.nn.functional.linear for higher-order gradients")
 
 
-register_autograd("onednn_linear", _backward, setup_context=_setup_context)
+register_autograd("onednn_linear", _backward, setup_context=_setup_context, materialize_grads=False)
 register_autograd("onednn_linear_backward", _no_double_backward)
 
 
