@@ -35,3 +35,30 @@ def ensure_backend(backend):
     reason = unavailable_reason(backend, device_for(backend))
     if reason:
         pytest.skip(f"backend {backend} unavailable: {reason}")
+
+
+class ZeroFills:
+    """Records the zero fills (fill_, zero_, zeros, zeros_like) dispatched
+    while active: a gradient torch materialised as zeros shows up here."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        recorder = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func.overloadpacket in (torch.ops.aten.fill_, torch.ops.aten.zero_, torch.ops.aten.zeros,
+                                           torch.ops.aten.zeros_like):
+                    recorder.calls.append(func)
+                return func(*args, **(kwargs or {}))
+
+        self.calls = []
+        self._mode = _Mode()
+
+    def __enter__(self):
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)

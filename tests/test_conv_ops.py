@@ -104,3 +104,18 @@ def test_cpu_auto_routes_a_conv_with_nothing_to_fuse_to_torch():
     assert chosen(0, r) == "cpu"
     with bigkernels.use_backend("cpu"):  # forcing still reaches our kernel
         assert chosen(0, None) == "cpu"
+
+
+def test_backward_fills_no_zero_gradient_for_the_saved_preactivation():
+    """conv2d's second output (the pre-activation kept for the backward) is
+    internal: autograd must not build a zero gradient of the output's size."""
+    from tests.backends import ZeroFills
+
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    w = torch.randn(6, 4, 3, 3, requires_grad=True)
+    with bigkernels.use_backend("cpu"):
+        y = conv2d(x, w, None, 1, 1, activation="silu")
+    with ZeroFills() as fills:
+        y.sum().backward()
+    assert fills.calls == []
+    assert x.grad is not None and w.grad is not None

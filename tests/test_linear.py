@@ -288,3 +288,17 @@ def test_projections_follow_autocast_like_torch():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, y_torch = ours(x, x, x, need_weights=False)[0], theirs(x, x, x, need_weights=False)[0]
     assert y.dtype == y_torch.dtype == torch.bfloat16
+
+
+def test_backward_fills_no_zero_gradient_for_the_saved_preactivation():
+    """The op's second output (the saved pre-activation) is internal: autograd
+    must not build a zero gradient of the layer's size for it each backward."""
+    from tests.backends import ZeroFills
+
+    _, (x, w, b), _ = _inputs((64, 96), 128, torch.float32)
+    with bigkernels.use_backend("cpu"):
+        y = linear(x, w, b, "gelu")
+    with ZeroFills() as fills:
+        y.sum().backward()
+    assert fills.calls == []
+    assert x.grad is not None and w.grad is not None and b.grad is not None
