@@ -12,6 +12,14 @@ from torch import nn
 from . import swap_fx
 from .swap import Unsupported, _type_name, install, register_converter, register_parent_pass
 
+def _pool_kwargs(m):
+    if m.return_indices:
+        raise Unsupported("return_indices=True: its int64 indices are torch's format (for MaxUnpool2d); "
+                          "left to torch")
+    return dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+                ceil_mode=m.ceil_mode)
+
+
 # torch type -> (bigkernels.nn name, family, constructor attributes read off the original, or a
 # function of the original returning the constructor's keyword arguments)
 _RNN = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
@@ -25,16 +33,8 @@ RULES = {
     nn.MultiheadAttention: ("MultiheadAttention", "attention", None),
     nn.Linear: ("Linear", "linear", lambda m: dict(in_features=m.in_features, out_features=m.out_features,
                                                    bias=m.bias is not None)),
-    nn.MaxPool2d: ("MaxPool2d", "conv", lambda m: _pool_kwargs(m)),
+    nn.MaxPool2d: ("MaxPool2d", "conv", _pool_kwargs),
 }
-
-
-def _pool_kwargs(m):
-    if m.return_indices:
-        raise Unsupported("return_indices=True: its int64 indices are torch's format (for MaxUnpool2d); "
-                          "left to torch")
-    return dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
-                ceil_mode=m.ceil_mode)
 
 
 def _ours(name):

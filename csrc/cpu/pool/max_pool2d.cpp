@@ -145,7 +145,7 @@ void forward(const MaxPool2dParams& p) {
     case Isa::Base: break;
   }
 #endif
-  const std::vector<int64_t> first = first_columns(p);
+  const std::vector<int64_t> first = is_2x2(p) ? std::vector<int64_t>() : first_columns(p);  // general loop only
   const int64_t row_work = std::max<int64_t>(1, p.OW * p.kH * p.kW);
   at::parallel_for(0, p.planes * p.OH, ceil_div(kGrainWork, row_work),
                    [&](int64_t begin, int64_t end) { fn(p, first.data(), begin, end); });
