@@ -36,6 +36,12 @@ def _specs(quick, device):
              lambda: torch.randn(16, 256, 64), 10),
             ("gpt-512", lambda k: M.GPT(256, 6, 8, 4, 512, 256, kernels=k), lambda: torch.randint(0, 256, (8, 256)),
              256),
+            # the rest of bigkernels.models, each at a size a user would train on a CPU
+            ("cnn-32", lambda k: M.SimpleCNN(10, 3, width=64, kernels=k), lambda: torch.randn(64, 3, 32, 32), 10),
+            ("resnet34-224", lambda k: M.resnet34(10, 3, kernels=k), lambda: torch.randn(4, 3, 224, 224), 10),
+            ("resnet50-224", lambda k: M.resnet50(10, 3, kernels=k), lambda: torch.randn(4, 3, 224, 224), 10),
+            ("lstm-lm-512", lambda k: M.LSTMLanguageModel(256, 256, 512, 2, kernels=k),
+             lambda: torch.randint(0, 256, (16, 100)), 256),
         ]
     return specs
 
@@ -55,7 +61,8 @@ def _case(name, build, make_input, classes, train, quick, device):
     if not quick and OPTIONS["compile"]:
         models["torch.compile"] = torch.compile(copy.deepcopy(eager))
     x = make_input().to(device)
-    y = torch.randint(0, classes, x.shape[:2] if name.startswith("gpt") else x.shape[:1], device=device)
+    # token models (integer input) predict every position, classifiers one label per sample
+    y = torch.randint(0, classes, x.shape[:1] if x.is_floating_point() else x.shape[:2], device=device)
     impls = {}
     for impl, model in models.items():
         model.train(train)
