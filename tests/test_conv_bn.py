@@ -256,23 +256,3 @@ def test_conv2d_batch_norm_act_on_cpu_is_conv_then_bn(backend):
         y = conv2d_batch_norm_act(x, w, cb, 1, 1, 1, 1, rm, rv, g, b, 0.1, 1e-5, activation="relu", residual=r)
         y2 = batch_norm_act(conv2d(x, w, cb, 1, 1), rm2, rv2, g, b, True, 0.1, 1e-5, activation="relu", residual=r)
     assert torch.equal(y, y2) and torch.equal(rm, rm2) and torch.equal(rv, rv2)
-
-
-def test_cpu_routing_in_training_follows_the_measured_rule():
-    """auto on the CPU, float32 training: our kernel for NCHW from
-    CPU_MIN_ELEMENTS_NCHW elements, torch's native batch norm below it and in
-    channels_last (benchmarks/bn_act_routing.py); eval and other dtypes keep
-    our kernel first."""
-    from bigkernels.backends import router
-    from bigkernels.ops.batchnorm import CPU_MIN_ELEMENTS_NCHW
-
-    def first(z, stats=(None, None)):
-        return router.auto_order("bn_act", "cpu", (z, None, None, None, *stats, 1e-5, 1, 0.01), {})[0]
-
-    large = torch.randn(4, 64, 32, 32)  # 262144 elements
-    assert large.numel() == CPU_MIN_ELEMENTS_NCHW
-    small = large[:, :, :16]
-    assert first(large) == "cpu" and first(small.contiguous()) == "torch"
-    assert first(large.contiguous(memory_format=CL)) == "torch"
-    assert first(small.contiguous(), (torch.zeros(64), torch.ones(64))) == "cpu"  # eval: running statistics
-    assert first(small.contiguous().double()) == "cpu"

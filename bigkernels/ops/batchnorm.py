@@ -108,22 +108,7 @@ if availability.triton_installed():
     _register_autograd("bn_act_triton", "bn_act_backward_triton")
     register("bn_act", "triton", supports=_triton_supports)(lambda *a: call("bn_act_triton", *a))
 register("bn_act", "reference")(reference.bn_act)
-
-# Training float32 on the CPU: our kernel from this many elements in NCHW; below it,
-# and in channels_last, torch's native batch norm + add + activation measured faster
-# (benchmarks/bn_act_routing.py, docs/conv.md "Routing on the CPU").
-CPU_MIN_ELEMENTS_NCHW = 1 << 18
-
-
-def _cpu_auto_order(z, weight, bias, residual, mean, var, *rest):
-    training = mean is None
-    if training and z.dtype == torch.float32 and (
-            z.numel() < CPU_MIN_ELEMENTS_NCHW or _format(z) is torch.channels_last):
-        return ("torch", "cpu")
-    return ("cpu", "torch")
-
-
-set_auto_order("bn_act", "cpu", _cpu_auto_order)
+set_auto_order("bn_act", "cpu", ("cpu", "torch"))
 
 
 def _recomputing(fn):
