@@ -9,7 +9,6 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef float vec __attribute__((vector_size(64)));  /* zmm with AVX-512, two ymm with AVX2 */
 
