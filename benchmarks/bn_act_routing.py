@@ -9,6 +9,7 @@ auto order set each way (everything else as `auto`). Prints torch / cpu
     python benchmarks/bn_act_routing.py [--budget 1.0] [--no-models]
 """
 import argparse
+import itertools
 
 import torch
 
@@ -37,12 +38,14 @@ def step(backend, z, residual, params):
 def model_steps(budget):
     """Training steps of the models bench's CNNs, bn_act's CPU auto order
     ("cpu", "torch") against ("torch", "cpu"), alternated per step."""
-    print("model | train step, bn_act cpu first (ms) | torch first (ms) | torch first / cpu first")
-    for name, build, make_input, classes in model_cases._specs(False, "cpu"):
+    print("model | layout | train step, bn_act cpu first (ms) | torch first (ms) | torch first / cpu first")
+    for (name, build, make_input, classes), fmt in itertools.product(
+            model_cases._specs(False, "cpu"), (torch.contiguous_format, torch.channels_last)):
         if not name.startswith(("cnn", "resnet18")):
             continue
         torch.manual_seed(0)
-        model, x = build(True), make_input()
+        model = build(True).to(memory_format=fmt)
+        x = make_input().contiguous(memory_format=fmt)
         y = torch.randint(0, classes, x.shape[:1])
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 
@@ -61,7 +64,9 @@ def model_steps(budget):
                                     budget_s=3 * budget)
         finally:
             set_auto_order("bn_act", "cpu", ("cpu", "torch"))
-        print(f"{name} | {t['cpu'] * 1e3:.2f} | {t['torch'] * 1e3:.2f} | {t['torch'] / t['cpu']:.3f}", flush=True)
+        layout = "NCHW" if fmt is torch.contiguous_format else "channels_last"
+        print(f"{name} | {layout} | {t['cpu'] * 1e3:.2f} | {t['torch'] * 1e3:.2f} | {t['torch'] / t['cpu']:.3f}",
+              flush=True)
 
 
 def main():
