@@ -14,7 +14,7 @@ import itertools
 import torch
 
 from bigkernels import ops, use_backend
-from bigkernels.backends import set_auto_order
+from bigkernels.backends import router, set_auto_order
 from bigkernels.bench.families import models as model_cases
 from bigkernels.bench.timer import interleaved_medians
 
@@ -39,6 +39,7 @@ def model_steps(budget):
     """Training steps of the models bench's CNNs, bn_act's CPU auto order
     ("cpu", "torch") against ("torch", "cpu"), alternated per step."""
     print("model | layout | train step, bn_act cpu first (ms) | torch first (ms) | torch first / cpu first")
+    library_order = router._AUTO_ORDER[("bn_act", "cpu")]  # restored after each model
     for (name, build, make_input, classes), fmt in itertools.product(
             model_cases._specs(False, "cpu"), (torch.contiguous_format, torch.channels_last)):
         if not name.startswith(("cnn", "resnet18")):
@@ -63,7 +64,7 @@ def model_steps(budget):
             t = interleaved_medians({"cpu": train_step(("cpu", "torch")), "torch": train_step(("torch", "cpu"))},
                                     budget_s=3 * budget)
         finally:
-            set_auto_order("bn_act", "cpu", ("cpu", "torch"))
+            set_auto_order("bn_act", "cpu", library_order)
         layout = "NCHW" if fmt is torch.contiguous_format else "channels_last"
         print(f"{name} | {layout} | {t['cpu'] * 1e3:.2f} | {t['torch'] * 1e3:.2f} | {t['torch'] / t['cpu']:.3f}",
               flush=True)
