@@ -11,7 +11,9 @@ from bigkernels.testing.tolerance import assert_close
 from tests.backends import ensure_backend
 
 CL, NCHW = torch.channels_last, torch.contiguous_format
-LAYOUTS = {"nchw": ((3, 5, 7, 6), NCHW), "cl": ((2, 6, 5, 9), CL)}
+# nchw_planes: more H*W planes per channel than the CPU kernel sums in float
+# before it flushes to float64 (4096 elements), and a plane size of 16k + 1
+LAYOUTS = {"nchw": ((3, 5, 7, 6), NCHW), "cl": ((2, 6, 5, 9), CL), "nchw_planes": ((9, 4, 23, 23), NCHW)}
 
 
 def _inputs(shape, fmt, dtype, *, affine=True, residual=True, seed=0):

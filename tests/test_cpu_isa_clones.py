@@ -1,7 +1,7 @@
 """The C++ CPU kernels' lower ISA clones (AVX2, baseline) on a machine that
 would pick AVX-512: BIGKERNELS_CPU_ISA caps the choice, and the kernels with
 explicit per-ISA copies (attention's float32 lanes kernels, the LSTM team
-kernel, the epilogue, max pooling) run their reference tests again in a subprocess."""
+kernel, the epilogue, max pooling, batch norm) run their reference tests again in a subprocess."""
 import os
 import subprocess
 import sys
@@ -21,6 +21,8 @@ TESTS = [
     "tests/test_lstm_layer.py::test_cpu_team_kernel_matches_reference",
     "tests/test_lstm_layer.py::test_cpu_team_kernel_same_bits_on_any_thread_count",
     "tests/test_pool.py::test_cpu_kernel_equals_torch_forward_and_backward",
+    "tests/test_conv_bn.py::test_dtypes_layouts_modes",
+    "tests/test_conv_bn.py::test_activations_and_optional_inputs",
 ]
 
 

@@ -44,3 +44,41 @@ inline Isa best_isa() {
 #define BK_TARGET_AVX512
 #define BK_HAS_ISA_CLONES 0
 #endif
+
+namespace bk {
+namespace cpu {
+
+// on_best_isa<K>(args...) runs K::run(args...) compiled for the best ISA here.
+// K::run is an always_inline static function (a kernel's per-task body);
+// these wrappers are its clones. Call it per parallel task, from outside the
+// body: a lambda inside a target("avx512f") function is compiled for the
+// baseline (GCC does not give lambdas their enclosing function's target).
+template <class K, class... A>
+void isa_base(A... a) {
+  K::run(a...);
+}
+#if BK_HAS_ISA_CLONES
+template <class K, class... A>
+BK_TARGET_AVX2 void isa_avx2(A... a) {
+  K::run(a...);
+}
+template <class K, class... A>
+BK_TARGET_AVX512 void isa_avx512(A... a) {
+  K::run(a...);
+}
+#endif
+
+template <class K, class... A>
+inline void on_best_isa(A... a) {
+#if BK_HAS_ISA_CLONES
+  switch (best_isa()) {
+    case Isa::Avx512: return isa_avx512<K>(a...);
+    case Isa::Avx2: return isa_avx2<K>(a...);
+    case Isa::Base: break;
+  }
+#endif
+  isa_base<K>(a...);
+}
+
+}  // namespace cpu
+}  // namespace bk
