@@ -183,33 +183,44 @@ void forward(const BnActParams& p) {
 }
 
 // ------------------------------------------------------------ backward
-// g = dL/d(pre-activation), recomputed from z in both passes: cheaper than
-// writing and re-reading it (one tensor of traffic each way).
-template <typename T, Act A, bool HasRes, typename F>
-BK_INLINE inline F g_of(const T* res, const T* gy, F alpha, int64_t i, F zf, F sc, F sh) {
-  F v = zf * sc + sh;
-  if constexpr (HasRes) v += F(res[i]);
-  return F(gy[i]) * derivative<A, F>(v, alpha);
-}
+// The backward passes' inputs, and g = dL/d(pre-activation), recomputed from
+// z in both passes: cheaper than writing and re-reading it (one tensor of
+// traffic each way). Captured by value in the loops' lambdas: local pointer
+// copies, which the vectoriser can prove unaliased.
+template <typename T, Act A, bool HasRes, typename F = typename Compute<T>::type>
+struct GradInputs {
+  const T* z;
+  const T* res;
+  const T* gy;
+  const F* scale;
+  const F* shift;
+  const F* mean;
+  const F* invstd;
+  F alpha;
+
+  explicit GradInputs(const BnActParams& p)
+      : z(static_cast<const T*>(p.z)), res(static_cast<const T*>(p.residual)), gy(static_cast<const T*>(p.grad_y)),
+        scale(static_cast<const F*>(p.scale)), shift(static_cast<const F*>(p.shift)),
+        mean(static_cast<const F*>(p.mean)), invstd(static_cast<const F*>(p.invstd)), alpha(F(p.alpha)) {}
+
+  BK_INLINE inline F g(int64_t i, F zf, F sc, F sh) const {
+    F v = zf * sc + sh;
+    if constexpr (HasRes) v += F(res[i]);
+    return F(gy[i]) * derivative<A, F>(v, alpha);
+  }
+};
 
 // Pass 1: sum(g) and sum(g * xhat) per channel.
 template <typename T, Act A, bool HasRes, typename F = typename Compute<T>::type>
 struct GradSumsPlanes {
   static BK_INLINE inline void run(const BnActParams* p, int64_t cb, int64_t ce) {
-    const T* z = static_cast<const T*>(p->z);
-    const T* res = static_cast<const T*>(p->residual);
-    const T* gy = static_cast<const T*>(p->grad_y);
-    const F* scale = static_cast<const F*>(p->scale);
-    const F* shift = static_cast<const F*>(p->shift);
-    const F* mean = static_cast<const F*>(p->mean);
-    const F* invstd = static_cast<const F*>(p->invstd);
-    const F alpha = F(p->alpha);
+    const GradInputs<T, A, HasRes> d(*p);
     const int64_t C = p->channels, inner = p->inner;
     reduce_planes<F>(p->numel / (C * inner), C, inner, cb, ce, p->out0, p->out1, [=](int64_t c) BK_INLINE {
-      const F sc = scale[c], sh = shift[c], mu = mean[c], is = invstd[c];
+      const F sc = d.scale[c], sh = d.shift[c], mu = d.mean[c], is = d.invstd[c];
       return [=](int64_t i) BK_INLINE {
-        const F zf = F(z[i]);
-        const F g = g_of<T, A, HasRes>(res, gy, alpha, i, zf, sc, sh);
+        const F zf = F(d.z[i]);
+        const F g = d.g(i, zf, sc, sh);
         return Pair2<F>{g, g * ((zf - mu) * is)};
       };
     });
@@ -220,18 +231,11 @@ template <typename T, Act A, bool HasRes, typename F = typename Compute<T>::type
 struct GradSumsRows {
   static BK_INLINE inline void run(const BnActParams* p, int64_t rb, int64_t re, double* d0, double* d1, F* s0,
                                    F* s1) {
-    const T* z = static_cast<const T*>(p->z);
-    const T* res = static_cast<const T*>(p->residual);
-    const T* gy = static_cast<const T*>(p->grad_y);
-    const F* scale = static_cast<const F*>(p->scale);
-    const F* shift = static_cast<const F*>(p->shift);
-    const F* mean = static_cast<const F*>(p->mean);
-    const F* invstd = static_cast<const F*>(p->invstd);
-    const F alpha = F(p->alpha);
+    const GradInputs<T, A, HasRes> d(*p);
     reduce_rows<F>(p->channels, rb, re, d0, d1, s0, s1, [=](int64_t i, int64_t c) BK_INLINE {
-      const F zf = F(z[i]);
-      const F g = g_of<T, A, HasRes>(res, gy, alpha, i, zf, scale[c], shift[c]);
-      return Pair2<F>{g, g * ((zf - mean[c]) * invstd[c])};
+      const F zf = F(d.z[i]);
+      const F g = d.g(i, zf, d.scale[c], d.shift[c]);
+      return Pair2<F>{g, g * ((zf - d.mean[c]) * d.invstd[c])};
     });
   }
 };
@@ -241,37 +245,30 @@ struct GradSumsRows {
 // ((z - mean) rather than expanding it: no cancellation when |mean| >> std).
 template <typename T, Act A, bool HasRes, typename F = typename Compute<T>::type>
 struct GradRange {
-  static BK_INLINE inline void run(const BnActParams* pp, const F* k0p, const F* k1p, int64_t begin, int64_t end) {
-    const BnActParams& p = *pp;
-    const T* z = static_cast<const T*>(p.z);
-    const T* res = static_cast<const T*>(p.residual);
-    const T* gy = static_cast<const T*>(p.grad_y);
-    const F* scale = static_cast<const F*>(p.scale);
-    const F* shift = static_cast<const F*>(p.shift);
-    const F* mean = static_cast<const F*>(p.mean);
-    T* gz = static_cast<T*>(p.grad_z);
-    T* gres = static_cast<T*>(p.grad_residual);
-    const F alpha = F(p.alpha);
-    runs(p, begin, end, [&](int64_t i, int64_t len, int64_t c, int64_t pos) BK_INLINE {
+  static BK_INLINE inline void run(const BnActParams* p, const F* k0p, const F* k1p, int64_t begin, int64_t end) {
+    const GradInputs<T, A, HasRes> d(*p);
+    T* gz = static_cast<T*>(p->grad_z);
+    T* gres = static_cast<T*>(p->grad_residual);
+    runs(*p, begin, end, [=](int64_t i, int64_t len, int64_t c, int64_t pos) BK_INLINE {
       if (c >= 0) {
-        const F sc = scale[c], sh = shift[c], a = k1p[c], b = k0p[c], mu = mean[c];
+        const F sc = d.scale[c], sh = d.shift[c], a = k1p[c], b = k0p[c], mu = d.mean[c];
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) {
-          const F zf = F(z[i + j]);
-          const F g = g_of<T, A, HasRes>(res, gy, alpha, i + j, zf, sc, sh);
+          const F zf = F(d.z[i + j]);
+          const F g = d.g(i + j, zf, sc, sh);
           if (gres) gres[i + j] = T(g);
           if (gz) gz[i + j] = T(sc * g - b - a * (zf - mu));
         }
       } else {
-        const F* sc = scale + pos;
-        const F* sh = shift + pos;
+        const F* sc = d.scale + pos;
+        const F* sh = d.shift + pos;
         const F* a = k1p + pos;
         const F* b = k0p + pos;
-        const F* mu = mean + pos;
+        const F* mu = d.mean + pos;
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) {
-          const F zf = F(z[i + j]);
-          const F g = g_of<T, A, HasRes>(res, gy, alpha, i + j, zf, sc[j], sh[j]);
+          const F zf = F(d.z[i + j]);
+          const F g = d.g(i + j, zf, sc[j], sh[j]);
           if (gres) gres[i + j] = T(g);
           if (gz) gz[i + j] = T(sc[j] * g - b[j] - a[j] * (zf - mu[j]));
         }
