@@ -59,8 +59,8 @@ def bn_cases(shape):
     weight, bias = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
     stats = [torch.zeros(c), torch.ones(c)]
     g = torch.randn(shape)
-    torch_fn = lambda: F.relu(F.batch_norm(z, *stats, weight, bias, True, 0.1, 1e-5)).backward(g)  # noqa: E731
-    ours_fn = lambda: ops.batch_norm_act(z, *stats, weight, bias, True, 0.1, 1e-5,  # noqa: E731
+    torch_fn = lambda: F.relu(F.batch_norm(z, *stats, weight, bias, True, 0.1, 1e-5)).backward(g)
+    ours_fn = lambda: ops.batch_norm_act(z, *stats, weight, bias, True, 0.1, 1e-5,
                                          activation="relu").backward(g)
     return {"batch_norm_act train": (torch_fn, ours_fn)}
 

@@ -99,9 +99,9 @@ def main():
                 with torch.no_grad():
                     measured[geo] = alternate(fwd, args.reps), alternate(bwd, args.reps)
                 f, b = measured[geo]
+                gemm = f.get("gemm", float("nan"))
                 print(f"{list(geo[0])} | {list(geo[1])} | {geo[2][0]} | {count} | "
-                      f"{f['nchw']:.2f} {f['cl']:.2f} {f.get('gemm', float('nan')):.2f} | {b['nchw']:.2f} {b['cl']:.2f}",
-                      flush=True)
+                      f"{f['nchw']:.2f} {f['cl']:.2f} {gemm:.2f} | {b['nchw']:.2f} {b['cl']:.2f}", flush=True)
             f, b = measured[geo]
             total["fwd nchw"] += count * f["nchw"]
             total["fwd best"] += count * min(f.values())
