@@ -12,14 +12,13 @@ alike), medians. Prints per geometry, then per model the sums over its convs.
 """
 import argparse
 import collections
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bigkernels.bench.families import models as model_cases
+from bigkernels.bench.timer import interleaved_medians
 
 CL = torch.channels_last
 
@@ -70,15 +69,8 @@ def implementations(xs, ws, stride, padding, groups):
 
 
 def alternate(fns, reps):
-    for f in fns.values():
-        f(), f()
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    """Median ms of each, `reps` rounds of one call each (budget 0: the rounds alone)."""
+    return {k: s * 1e3 for k, s in interleaved_medians(fns, min_reps=reps, budget_s=0).items()}
 
 
 def main():

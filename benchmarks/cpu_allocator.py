@@ -15,10 +15,8 @@ before python starts; jemalloc or tcmalloc via LD_PRELOAD do the same).
 import argparse
 import ctypes
 import json
-import statistics
 import subprocess
 import sys
-import time
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
@@ -36,6 +34,7 @@ def one_process(models, rounds, threads):
     import torch.nn.functional as F
 
     from bigkernels.bench.families import models as model_cases
+    from bigkernels.bench.timer import interleaved_medians
 
     torch.set_num_threads(threads)
     specs = {n: (b, m, c) for n, b, m, c in model_cases._specs(False, "cpu")}
@@ -43,14 +42,8 @@ def one_process(models, rounds, threads):
     # one convolution alone, called repeatedly: its 12.8 MB output is freed and allocated again each call
     x, w = torch.randn(4, 64, 56, 56), torch.randn(256, 64, 1, 1)
     with torch.no_grad():
-        conv = lambda: F.conv2d(x, w)
-        conv(), conv()
-        times = []
-        for _ in range(4 * rounds):
-            t0 = time.perf_counter()
-            conv()
-            times.append(time.perf_counter() - t0)
-    out["conv 1x1 4x64x56x56 -> 256 alone"] = {"torch": statistics.median(times) * 1e3}
+        conv = interleaved_medians({"torch": lambda: F.conv2d(x, w)}, min_reps=4 * rounds, budget_s=0)
+    out["conv 1x1 4x64x56x56 -> 256 alone"] = {k: s * 1e3 for k, s in conv.items()}
     for name in models:
         build, make_input, classes = specs[name]
         for train in (False, True):
@@ -74,16 +67,8 @@ def one_process(models, rounds, threads):
                     opt.step()
 
                 steps["bigkernels" if kernels else "torch"] = step
-            for f in steps.values():
-                f(), f()
-            times = {k: [] for k in steps}
-            for _ in range(rounds):
-                for k, f in steps.items():
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append(time.perf_counter() - t0)
-            out[f"{name} {'train step' if train else 'inference'}"] = {
-                k: statistics.median(v) * 1e3 for k, v in times.items()}
+            medians = interleaved_medians(steps, min_reps=rounds, budget_s=0)
+            out[f"{name} {'train step' if train else 'inference'}"] = {k: s * 1e3 for k, s in medians.items()}
     return out
 
 
